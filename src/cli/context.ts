@@ -1,0 +1,76 @@
+// What every command receives: configuration, streams, prompts, output and the global options of
+// CONTRACT.md §2. Commands are plain `run(input, deps)` functions; this builds their deps.
+import type { Command } from 'commander';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+import { type Database, openDatabase } from '../db/connect.ts';
+import { createLogger, type Logger } from '../log.ts';
+import type { Io } from './io.ts';
+import { createOutput, type Output } from './output.ts';
+import type { Prompter } from './prompts.ts';
+
+export const Globals = z.object({
+  json: z.boolean().default(false),
+  actor: z.string().trim().min(1, 'actor must not be empty').max(200).optional(),
+  yes: z.boolean().default(false),
+  bypassMaintenance: z.boolean().default(false),
+  reason: z.string().trim().min(1, 'reason must not be empty').max(1000).optional(),
+});
+export type Globals = {
+  readonly json: boolean;
+  readonly actor: string;
+  readonly yes: boolean;
+  readonly bypassMaintenance: boolean;
+  readonly reason: string | undefined;
+};
+
+export type Deps = {
+  readonly config: Config;
+  readonly io: Io;
+  readonly prompter: Prompter;
+  readonly output: Output;
+  readonly log: Logger;
+  readonly globals: Globals;
+  /** Opens the database (starting the embedded one if needed), runs `fn`, then closes it. */
+  withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T>;
+};
+
+export type BaseDeps = {
+  readonly config: Config;
+  readonly io: Io;
+  readonly prompter: Prompter;
+};
+
+/** Long-running commands log at info by default; one-shot commands only warn. */
+export function buildDeps(base: BaseDeps, command: Command, defaultLogLevel: 'info' | 'warn'): Deps {
+  const raw = command.optsWithGlobals();
+  const parsed = Globals.parse({
+    json: raw.json,
+    actor: raw.actor,
+    yes: raw.yes,
+    bypassMaintenance: raw.bypassMaintenance,
+    reason: raw.reason,
+  });
+  const globals: Globals = {
+    json: parsed.json,
+    actor: parsed.actor ?? base.config.actor,
+    yes: parsed.yes,
+    bypassMaintenance: parsed.bypassMaintenance,
+    reason: parsed.reason,
+  };
+  const log = createLogger(base.config.logLevel ?? defaultLogLevel);
+  return {
+    ...base,
+    globals,
+    log,
+    output: createOutput(base.io, globals.json),
+    withDatabase: async (fn) => {
+      const db = await openDatabase(base.config, log);
+      try {
+        return await fn(db);
+      } finally {
+        await db.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// The environment, parsed once with zod. Nothing else in haat reads process.env.
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const Port = z
+  .string()
+  .regex(/^[0-9]{1,5}$/, 'must be a port number')
+  .transform(Number)
+  .pipe(z.number().int().min(0).max(65535));
+
+const Env = z.object({
+  DATABASE_URL: z
+    .string()
+    .trim()
+    .min(1)
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  HAAT_HOME: z.string().min(1).default('./.haat'),
+  HAAT_ACTOR: z.string().trim().min(1).max(200).optional(),
+  PORT: Port.default(8787),
+  LOG_LEVEL: LogLevel.optional(),
+});
+
+export type Config = {
+  readonly databaseUrl: string | undefined;
+  readonly home: string;
+  readonly actor: string;
+  readonly port: number;
+  /** Unset: each command picks its own (info for services, warn for one-shot commands). */
+  readonly logLevel: z.infer<typeof LogLevel> | undefined;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function osUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = Env.safeParse({
+    DATABASE_URL: env.DATABASE_URL === '' ? undefined : env.DATABASE_URL,
+    HAAT_HOME: env.HAAT_HOME === '' ? undefined : env.HAAT_HOME,
+    HAAT_ACTOR: env.HAAT_ACTOR === '' ? undefined : env.HAAT_ACTOR,
+    PORT: env.PORT === '' ? undefined : env.PORT,
+    LOG_LEVEL: env.LOG_LEVEL === '' ? undefined : env.LOG_LEVEL?.toLowerCase(),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`invalid environment: ${issue?.path.join('.')} ${issue?.message}`);
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    home: path.resolve(e.HAAT_HOME),
+    actor: e.HAAT_ACTOR ?? osUser(),
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+  };
+}

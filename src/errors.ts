@@ -1,0 +1,67 @@
+// Error codes are the public contract (CONTRACT.md §2): a stable snake_case code and its exit code.
+// Expected refusals are returned as values by the domain; a HaatError is how a boundary (CLI,
+// intake, worker) carries one of them, or an infrastructure fault, to the one place that maps it.
+
+export const ExitCode = {
+  ok: 0,
+  unexpected: 1,
+  invalid: 2,
+  conflict: 3,
+  notFound: 4,
+  maintenance: 5,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Every error code haat emits, and the exit code it maps to. */
+export const ErrorCodes = {
+  invalid_input: ExitCode.invalid,
+  not_found: ExitCode.notFound,
+  insufficient_stock: ExitCode.conflict,
+  transition_not_allowed: ExitCode.conflict,
+  idempotency_conflict: ExitCode.conflict,
+  conflict: ExitCode.conflict,
+  amount_mismatch: ExitCode.conflict,
+  currency_mismatch: ExitCode.conflict,
+  maintenance_mode: ExitCode.maintenance,
+  database_unavailable: ExitCode.unexpected,
+  internal: ExitCode.unexpected,
+} as const;
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export type ErrorDetails = Readonly<Record<string, unknown>>;
+
+export class HaatError extends Error {
+  override name = 'HaatError';
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+
+  get exitCode(): ExitCode {
+    return ErrorCodes[this.code];
+  }
+}
+
+/** A broken invariant: a bug, never an expected outcome. */
+export class InvariantError extends Error {
+  override name = 'InvariantError';
+}
+
+export function invalidInput(message: string, details: ErrorDetails = {}): HaatError {
+  return new HaatError('invalid_input', message, details);
+}
+
+export function notFound(what: string, key: string, details: ErrorDetails = {}): HaatError {
+  return new HaatError('not_found', `${what} not found: ${key}`, { [what]: key, ...details });
+}
+
+/** The JSON error document of CONTRACT.md §2. */
+export function errorDocument(error: HaatError): {
+  error: { code: ErrorCode; message: string; details: ErrorDetails };
+} {
+  return { error: { code: error.code, message: error.message, details: error.details } };
+}

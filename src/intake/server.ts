@@ -1,0 +1,109 @@
+// The HTTP intake on node:http. For now: /healthz (the process is alive) and /readyz (the database
+// answers and its migrations are current). Webhook routes join it with the webhook issue.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { migrationsCurrent } from '../db/migrate.ts';
+import type { DatabasePool } from '../db/pool.ts';
+import type { Logger } from '../log.ts';
+
+export type IntakeOptions = {
+  readonly pool: DatabasePool;
+  readonly log: Logger;
+  /** The newest committed migration, read at start-up; /readyz wants it applied. */
+  readonly expectedMigration: string | undefined;
+};
+
+export type RunningIntake = {
+  readonly server: http.Server;
+  readonly url: string;
+  close(): Promise<void>;
+};
+
+type Route = {
+  readonly methods: readonly string[];
+  readonly handle: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+};
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function createIntakeHandler(options: IntakeOptions): http.RequestListener {
+  const log = options.log.child({ component: 'intake' });
+  const routes: Record<string, Route> = {
+    '/healthz': {
+      methods: ['GET', 'HEAD'],
+      handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }),
+    },
+    '/readyz': {
+      methods: ['GET', 'HEAD'],
+      handle: async (_req, res) => {
+        try {
+          const current = await migrationsCurrent(options.pool, options.expectedMigration);
+          if (!current) {
+            sendJson(res, 503, { status: 'not_ready', database: 'ok', migrations: 'pending' });
+            return;
+          }
+          sendJson(res, 200, { status: 'ready', database: 'ok', migrations: 'current' });
+        } catch (error) {
+          log.warn({ err: error }, 'readiness check failed');
+          sendJson(res, 503, { status: 'not_ready', database: 'unreachable' });
+        }
+      },
+    },
+  };
+
+  return (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://intake').pathname;
+    const route = routes[path];
+    if (!route) {
+      sendJson(res, 404, { error: { code: 'not_found', message: `no route ${path}`, details: {} } });
+      return;
+    }
+    if (!route.methods.includes(req.method ?? '')) {
+      sendJson(
+        res,
+        405,
+        { error: { code: 'method_not_allowed', message: `${req.method} is not allowed on ${path}`, details: {} } },
+        { allow: route.methods.join(', ') },
+      );
+      return;
+    }
+    route.handle(req, res).catch((error: unknown) => {
+      log.error({ err: error, path }, 'intake handler failed');
+      if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal', message: 'internal error', details: {} } });
+      else res.destroy();
+    });
+  };
+}
+
+export async function startIntake(options: IntakeOptions & { port: number; host: string }): Promise<RunningIntake> {
+  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, createIntakeHandler(options));
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const shownHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    url: `http://${shownHost}:${address.port}`,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Requests still running get a moment to finish; then their sockets are closed.
+        setTimeout(() => server.closeAllConnections(), 5_000).unref();
+      });
+      return closing;
+    },
+  };
+}
