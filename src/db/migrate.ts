@@ -3,9 +3,15 @@
 // schema, which it installs itself. Both take an advisory lock, so concurrent runs are safe.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Logger as MigrateLogger, migrate } from 'graphile-migrate';
+// graphile-migrate keeps its pool alive for 200 ms after a command and calls process.exit(1) if an
+// idle connection of that pool errors (a restart, a dropped database). We end the pool at once and
+// give its sockets a moment to close (its end() returns no promise we could await).
+import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import { runMigrations, Logger as WorkerLogger } from 'graphile-worker';
+import pg from 'pg';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
 import { graphileLogFactory } from './graphile-logger.ts';
@@ -22,12 +28,34 @@ function settings(url: string, log: Logger) {
   };
 }
 
+/** Our own lock: graphile-migrate only *tries* its lock and fails when another run holds it. */
+const MIGRATE_LOCK = '7283442800001';
+
 export async function migrateDatabase(url: string, log: Logger): Promise<void> {
+  const lock = new pg.Client({ connectionString: url });
+  lock.on('error', (error) => log.warn({ err: error }, 'migration lock connection failed'));
+  await lock.connect();
+  try {
+    await lock.query("set statement_timeout = '5min'; set lock_timeout = '5min'");
+    await lock.query('select pg_advisory_lock($1)', [MIGRATE_LOCK]);
+    await applyMigrations(url, log);
+    await lock.query('select pg_advisory_unlock($1)', [MIGRATE_LOCK]);
+  } finally {
+    await lock.end().catch(() => undefined);
+  }
+}
+
+async function applyMigrations(url: string, log: Logger): Promise<void> {
   await runMigrations({
     connectionString: url,
     logger: new WorkerLogger(graphileLogFactory(log.child({ component: 'worker-migrate' }))),
   });
-  await migrate(settings(url, log));
+  try {
+    await migrate(settings(url, log));
+  } finally {
+    clearAllPools();
+    await sleep(100);
+  }
 }
 
 /** The committed migration files, in order. */
@@ -79,12 +107,15 @@ async function readWorkerSchemaVersion(db: Queryable): Promise<number | null> {
  * exists. `expectedLast` is read from disk once at start-up.
  */
 export async function migrationsCurrent(db: Queryable, expectedLast: string | undefined): Promise<boolean> {
-  const row = await db.one(
-    sql.type(z.object({ ours: z.string().nullable(), worker: z.boolean() }))`
-      select
-        case when to_regclass('graphile_migrate.migrations') is null then null else
-        (select filename from graphile_migrate.migrations order by filename desc limit 1) end as ours,
-        to_regclass('graphile_worker.jobs') is not null as worker`,
+  const tables = await db.one(
+    sql.type(z.object({ ours: z.boolean(), worker: z.boolean() }))`
+      select to_regclass('graphile_migrate.migrations') is not null as ours,
+             to_regclass('graphile_worker.jobs') is not null as worker`,
   );
-  return row.worker && (expectedLast === undefined || (row.ours !== null && migrationNumber(row.ours) === migrationNumber(expectedLast)));
+  if (!tables.ours || !tables.worker) return false;
+  if (expectedLast === undefined) return true;
+  const last = await db.maybeOneFirst(
+    sql.type(z.object({ filename: z.string() }))`select filename from graphile_migrate.migrations order by filename desc limit 1`,
+  );
+  return last !== null && migrationNumber(last) === migrationNumber(expectedLast);
 }

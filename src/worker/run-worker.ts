@@ -35,6 +35,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     taskList: buildTaskList(tasks, options.pool, log),
     parsedCronItems: buildCronItems(options.crontab ?? haatCrontab, tasks),
     logger: new WorkerLogger(graphileLogFactory(log)),
+    // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
+    // graceful stop can end the pool before a finished job is marked complete, leaving it locked.
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
   });
   let stopping: Promise<void> | undefined;
   return {

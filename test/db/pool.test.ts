@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { SchemaValidationError } from 'slonik';
+import { z } from 'zod';
+import { isConnectionFailure, isRetryable, mapDatabaseError, registerConstraint } from '../../src/db/errors.ts';
+import { createDatabasePool } from '../../src/db/pool.ts';
+import { sql } from '../../src/db/sql.ts';
+import { HaatError } from '../../src/errors.ts';
+import { createTestDatabase } from '../helpers/db.ts';
+
+const db = await createTestDatabase();
+
+describe('the pool', () => {
+  test('parses int8 to bigint, exactly, past 2^53', async () => {
+    const value = await db.pool.oneFirst(sql.type(z.object({ v: z.bigint() }))`select 9223372036854775807::int8 as v`);
+    assert.equal(value, 9223372036854775807n);
+  });
+
+  test('parses numeric to a string, never a float', async () => {
+    const value = await db.pool.oneFirst(sql.type(z.object({ v: z.string() }))`select 0.1::numeric + 0.2::numeric as v`);
+    assert.equal(value, '0.3');
+  });
+
+  test('returns timestamptz as an ISO-8601 string', async () => {
+    const value = await db.pool.oneFirst(sql.type(z.object({ v: z.string() }))`select '2026-01-02T03:04:05Z'::timestamptz as v`);
+    assert.equal(value, '2026-01-02T03:04:05.000Z');
+  });
+
+  test('checks every sql.type(zod) result: a row of the wrong shape is an error, not a value', async () => {
+    await assert.rejects(
+      db.pool.one(sql.type(z.object({ v: z.number() }))`select 'not a number' as v`),
+      (error) => error instanceof SchemaValidationError,
+    );
+  });
+
+  test('sets statement and lock timeouts on every session', async () => {
+    const row = await db.pool.one(
+      sql.type(z.object({ statement: z.string(), lock: z.string(), idle: z.string() }))`
+        select current_setting('statement_timeout') as statement, current_setting('lock_timeout') as lock,
+               current_setting('idle_in_transaction_session_timeout') as idle`,
+    );
+    assert.equal(row.statement, '30s');
+    assert.equal(row.lock, '10s');
+    assert.equal(row.idle, '1min');
+  });
+});
+
+describe('database error mapping', () => {
+  test('maps a refusal raised by our triggers (SQLSTATE HA000) to its error code and exit code', async () => {
+    const cases = [
+      ['transition_not_allowed', 3],
+      ['not_found', 4],
+      ['maintenance_mode', 5],
+      ['invalid_input', 2],
+    ] as const;
+    await db.pool.query(sql.unsafe`
+      create function haat_test_raise(code text) returns void language plpgsql as $$
+      begin raise exception using errcode = 'HA000', message = code || ': refused for a test'; end $$`);
+    for (const [code, exit] of cases) {
+      const error = await db.pool.query(sql.unsafe`select haat_test_raise(${code})`).catch((e: unknown) => e);
+      const mapped = mapDatabaseError(error);
+      assert.ok(mapped instanceof HaatError, `${code} maps to a HaatError`);
+      assert.equal(mapped.code, code);
+      assert.equal(mapped.exitCode, exit);
+      assert.equal(mapped.message, 'refused for a test');
+    }
+  });
+
+  test('maps a registered constraint to its code and names the constraint; leaves others unmapped', async () => {
+    await db.pool.query(sql.unsafe`create table t_unique (k text constraint t_unique_k_key unique, n int constraint t_n_positive check (n > 0))`);
+    registerConstraint('t_unique_k_key', 'conflict');
+    await db.pool.query(sql.unsafe`insert into t_unique values ('a', 1)`);
+    const duplicate = await db.pool.query(sql.unsafe`insert into t_unique values ('a', 1)`).catch((e: unknown) => e);
+    const mapped = mapDatabaseError(duplicate);
+    assert.equal(mapped?.code, 'conflict');
+    assert.equal(mapped?.details.constraint, 't_unique_k_key');
+    const check = await db.pool.query(sql.unsafe`insert into t_unique values ('b', 0)`).catch((e: unknown) => e);
+    assert.equal(mapDatabaseError(check), undefined, 'an unregistered constraint is a bug, not a refusal');
+    assert.equal(isRetryable(check), false);
+  });
+
+  test('treats a deadlock and a serialization failure as retryable', async () => {
+    for (const state of ['40P01', '40001']) {
+      const error = await db.pool
+        .query(sql.unsafe`do $$ begin raise exception using errcode = ${sql.literalValue(state)}; end $$`)
+        .catch((e: unknown) => e);
+      assert.equal(isRetryable(error), true, state);
+    }
+  });
+
+  test('reports an unreachable database as database_unavailable (exit 1)', async () => {
+    const error = await createDatabasePool('postgres://nobody@127.0.0.1:1/none', { connectionTimeoutMs: 1_000 })
+      .then(async (pool) => {
+        try {
+          await pool.query(sql.unsafe`select 1`);
+        } finally {
+          await pool.end();
+        }
+      })
+      .catch((e: unknown) => e);
+    assert.equal(isConnectionFailure(error), true);
+    assert.equal(mapDatabaseError(error)?.code, 'database_unavailable');
+    assert.equal(mapDatabaseError(error)?.exitCode, 1);
+  });
+
+  test('reports a terminated backend as a connection failure, so the transaction is retried', async () => {
+    const error = await db.pool
+      .transaction(async (tx) => {
+        await tx.query(sql.unsafe`select pg_terminate_backend(pg_backend_pid())`);
+      })
+      .catch((e: unknown) => e);
+    assert.equal(isRetryable(error), true);
+  });
+});

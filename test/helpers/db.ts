@@ -1,0 +1,55 @@
+// A database of its own for each test file, cloned from the template the global setup migrated.
+import { randomBytes } from 'node:crypto';
+import { after } from 'node:test';
+import pg from 'pg';
+import { createDatabasePool, type DatabasePool } from '../../src/db/pool.ts';
+
+export type TestDatabase = {
+  readonly name: string;
+  readonly url: string;
+  readonly pool: DatabasePool;
+};
+
+export function adminUrl(): string {
+  const url = process.env.HAAT_TEST_ADMIN_URL;
+  if (!url) throw new Error('HAAT_TEST_ADMIN_URL is unset: run the tests with `npm test`');
+  return url;
+}
+
+export function databaseUrl(name: string): string {
+  const u = new URL(adminUrl());
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export async function adminQuery(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: adminUrl() });
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
+export function uniqueName(kind: string): string {
+  return `haat_${kind}_${process.env.HAAT_TEST_RUN}_${process.pid}_${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * A fresh, migrated database; dropped after the file's tests unless HAAT_TEST_KEEP is set.
+ * Call it at the top level of a test file (top-level await), so the cleanup belongs to the file.
+ */
+export async function createTestDatabase(options: { template?: boolean } = {}): Promise<TestDatabase> {
+  const name = uniqueName('t');
+  const template = process.env.HAAT_TEST_TEMPLATE;
+  if (options.template !== false && !template) throw new Error('HAAT_TEST_TEMPLATE is unset: run the tests with `npm test`');
+  await adminQuery(options.template === false ? `create database ${name}` : `create database ${name} template ${template}`);
+  const url = databaseUrl(name);
+  const pool = await createDatabasePool(url, { maxPoolSize: 20 });
+  after(async () => {
+    await pool.end();
+    if (!process.env.HAAT_TEST_KEEP) await adminQuery(`drop database if exists ${name} with (force)`);
+  });
+  return { name, url, pool };
+}
