@@ -67,7 +67,9 @@ describe('database error mapping', () => {
   });
 
   test('maps a registered constraint to its code and names the constraint; leaves others unmapped', async () => {
-    await db.pool.query(sql.unsafe`create table t_unique (k text constraint t_unique_k_key unique, n int constraint t_n_positive check (n > 0))`);
+    await db.pool.query(
+      sql.unsafe`create table t_unique (k text constraint t_unique_k_key unique, n int constraint t_n_positive check (n > 0))`,
+    );
     registerConstraint('t_unique_k_key', 'conflict');
     await db.pool.query(sql.unsafe`insert into t_unique values ('a', 1)`);
     const duplicate = await db.pool.query(sql.unsafe`insert into t_unique values ('a', 1)`).catch((e: unknown) => e);

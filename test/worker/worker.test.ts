@@ -14,7 +14,9 @@ const db = await createTestDatabase();
 
 async function addJob(task: string, payload: unknown): Promise<string> {
   return db.pool.oneFirst(
-    sql.type(z.object({ id: z.string() }))`select (graphile_worker.add_job(${task}::text, ${sql.json(payload as never)}, max_attempts => 3)).id::text as id`,
+    sql.type(
+      z.object({ id: z.string() }),
+    )`select (graphile_worker.add_job(${task}::text, ${sql.json(payload as never)}, max_attempts => 3)).id::text as id`,
   );
 }
 
@@ -36,7 +38,9 @@ describe('the worker', () => {
     try {
       const jobId = await addJob('ping', { note: 'hello' });
       const note = await waitFor('the ping', () =>
-        db.pool.maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`).then((n) => n ?? undefined),
+        db.pool
+          .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
+          .then((n) => n ?? undefined),
       );
       assert.equal(note, 'hello');
       await waitFor('the job to complete', async () => ((await jobCount()) === 0n ? true : undefined));
@@ -50,11 +54,15 @@ describe('the worker', () => {
     try {
       const jobId = await addJob('ping', { note: 42, unexpected: true });
       const error = await waitFor('the dead letter', () =>
-        db.pool.maybeOneFirst(sql.type(z.object({ error: z.string() }))`select error from dead_letters where job_id = ${jobId}`).then((e) => e ?? undefined),
+        db.pool
+          .maybeOneFirst(sql.type(z.object({ error: z.string() }))`select error from dead_letters where job_id = ${jobId}`)
+          .then((e) => e ?? undefined),
       );
       assert.match(error, /note/);
       await waitFor('the job to be gone', async () => ((await jobCount()) === 0n ? true : undefined));
-      const letters = await db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from dead_letters where job_id = ${jobId}`);
+      const letters = await db.pool.oneFirst(
+        sql.type(z.object({ n: z.bigint() }))`select count(*) as n from dead_letters where job_id = ${jobId}`,
+      );
       assert.equal(letters, 1n);
     } finally {
       await worker.stop();
@@ -81,10 +89,14 @@ describe('the worker', () => {
     } finally {
       await worker.stop();
     }
-    const note = await db.pool.maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`);
+    const note = await db.pool.maybeOneFirst(
+      sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`,
+    );
     assert.equal(note, 'slow finished', 'the job ran to its end');
     const left = await db.pool.any(
-      sql.type(z.object({ attempts: z.number(), locked_by: z.string().nullable() }))`select attempts, locked_by from graphile_worker.jobs where id = ${jobId}::bigint`,
+      sql.type(
+        z.object({ attempts: z.number(), locked_by: z.string().nullable() }),
+      )`select attempts, locked_by from graphile_worker.jobs where id = ${jobId}::bigint`,
     );
     assert.deepEqual(left, [], 'the job completed: not failed, not left locked');
   });
