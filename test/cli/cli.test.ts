@@ -146,7 +146,14 @@ describe('prompts', () => {
 
   test('a missing argument at a terminal is asked for, and a given one is not', async () => {
     const asked: string[] = [];
-    const person: Prompter = { ...noPerson, interactive: true, input: async (q) => (asked.push(q.name), 'tea-house') };
+    const person: Prompter = {
+      ...noPerson,
+      interactive: true,
+      input: async (q) => {
+        asked.push(q.name);
+        return 'tea-house';
+      },
+    };
     assert.equal(await requireValue(person, undefined, { name: 'handle', message: 'Seller handle' }), 'tea-house');
     assert.equal(await requireValue(person, 'given', { name: 'handle', message: 'Seller handle' }), 'given');
     assert.deepEqual(asked, ['handle']);

@@ -31,7 +31,7 @@ async function databaseProxy(target: URL) {
         client.pipe(upstream).pipe(client);
       });
       server.listen(port, '127.0.0.1', () => {
-        port = (server?.address() as net.AddressInfo).port;
+        port = (server?.address() as net.AddressInfo | null)?.port ?? port;
         resolve();
       });
     });
