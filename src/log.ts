@@ -44,14 +44,3 @@ export function redactUrl(url: string): string {
     return '[unparseable url]';
   }
 }
-
-let root: Logger | undefined;
-
-export function rootLogger(): Logger {
-  root ??= createLogger();
-  return root;
-}
-
-export function setRootLogger(logger: Logger): void {
-  root = logger;
-}

@@ -319,9 +319,3 @@ async function ensureDatabase(adminUrl: string, database: string): Promise<void>
     await client.end();
   }
 }
-
-/** The server recorded under `home`, if its owner is still alive (for `haat db status`). */
-export async function runningServer(home: string): Promise<ServerInfo | undefined> {
-  const info = await readJson(embeddedPaths(home).serverFile, ServerInfo);
-  return info && isAlive(info.ownerPid) ? info : undefined;
-}

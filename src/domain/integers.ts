@@ -24,9 +24,3 @@ export function parseStrictInteger(raw: string, bounds: IntegerBounds): ParsedIn
   }
   return { ok: true, value };
 }
-
-/** For small counts (ports, concurrency, limits) that are used as JavaScript numbers. */
-export function parseSmallInteger(raw: string, min: number, max: number): ParsedInteger & { readonly number?: number } {
-  const parsed = parseStrictInteger(raw, { min: BigInt(min), max: BigInt(max) });
-  return parsed.ok ? { ...parsed, number: Number(parsed.value) } : parsed;
-}
