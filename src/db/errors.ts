@@ -1,7 +1,7 @@
 // The one place that reads SQLSTATEs and constraint names. Everything else branches on our codes.
 // A constraint that encodes a business rule is named here with the error it means; any other
 // database failure stays an unexpected error (exit 1) with its cause chained.
-import { type ErrorCode, HaatError } from '../errors.ts';
+import { type ErrorCode, ErrorCodes, HaatError } from '../errors.ts';
 
 /** The PostgreSQL error fields we read, wherever in the cause chain they sit. */
 export type PgErrorFields = {
@@ -132,18 +132,6 @@ function describeConstraint(pg: PgErrorFields): string {
   return `refused by the database (${pg.constraint}${pg.table ? ` on ${pg.table}` : ''})`;
 }
 
-const knownCodes = new Set<string>([
-  'invalid_input',
-  'not_found',
-  'insufficient_stock',
-  'transition_not_allowed',
-  'idempotency_conflict',
-  'conflict',
-  'amount_mismatch',
-  'currency_mismatch',
-  'maintenance_mode',
-]);
-
 function isErrorCode(code: string): code is ErrorCode {
-  return knownCodes.has(code);
+  return Object.hasOwn(ErrorCodes, code);
 }
