@@ -3,7 +3,9 @@
 // sql/committed/NNNNNN.sql with its hash chained to the previous one).
 // Usage: npm run db:commit -- [message]
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { commit, Logger } from 'graphile-migrate';
+import { clearAllPools } from 'graphile-migrate/dist/pgReal.js';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { resolveDatabase } from '../src/db/connect.ts';
@@ -36,6 +38,8 @@ try {
     process.argv[2] ?? null,
   );
 } finally {
+  clearAllPools();
+  await sleep(200);
   await admin.query(`drop database if exists haat_commit_${suffix} with (force)`);
   await admin.query(`drop database if exists haat_commit_${suffix}_shadow with (force)`);
   await admin.end();

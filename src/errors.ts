@@ -24,6 +24,7 @@ export const ErrorCodes = {
   currency_mismatch: ExitCode.conflict,
   maintenance_mode: ExitCode.maintenance,
   database_unavailable: ExitCode.unexpected,
+  not_migrated: ExitCode.unexpected,
   internal: ExitCode.unexpected,
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;

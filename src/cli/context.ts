@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { type Database, openDatabase } from '../db/connect.ts';
+import { committedMigrations, migrationsCurrent } from '../db/migrate.ts';
+import { HaatError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Io } from './io.ts';
 import { createOutput, type Output } from './output.ts';
@@ -31,8 +33,11 @@ export type Deps = {
   readonly output: Output;
   readonly log: Logger;
   readonly globals: Globals;
-  /** Opens the database (starting the embedded one if needed), runs `fn`, then closes it. */
-  withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T>;
+  /**
+   * Opens the database (starting the embedded one if needed), runs `fn`, then closes it. Unless
+   * `migrated: false`, refuses with not_migrated when the schema is not current.
+   */
+  withDatabase<T>(fn: (db: Database) => Promise<T>, options?: { migrated?: boolean }): Promise<T>;
 };
 
 export type BaseDeps = {
@@ -64,9 +69,12 @@ export function buildDeps(base: BaseDeps, command: Command, defaultLogLevel: 'in
     globals,
     log,
     output: createOutput(base.io, globals.json),
-    withDatabase: async (fn) => {
+    withDatabase: async (fn, options) => {
       const db = await openDatabase(base.config, log);
       try {
+        if (options?.migrated !== false && !(await migrationsCurrent(db.pool, (await committedMigrations()).at(-1)))) {
+          throw new HaatError('not_migrated', 'the database schema is not current: run `haat db migrate` (or `haat up`)');
+        }
         return await fn(db);
       } finally {
         await db.close();

@@ -7,8 +7,10 @@ import { ConfigError, loadConfig } from '../config.ts';
 import { mapDatabaseError } from '../db/errors.ts';
 import { ExitCode, HaatError, invalidInput } from '../errors.ts';
 import { createLogger } from '../log.ts';
+import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDbCommands } from './commands/db.ts';
 import { registerServiceCommands } from './commands/services.ts';
+import { registerStockCommands } from './commands/stock.ts';
 import type { BaseDeps } from './context.ts';
 import { type Io, processIo } from './io.ts';
 import { createOutput } from './output.ts';
@@ -16,7 +18,7 @@ import { inquirerPrompter, type Prompter } from './prompts.ts';
 
 export type Registrar = (program: Command, base: BaseDeps) => void;
 
-const registrars: readonly Registrar[] = [registerServiceCommands, registerDbCommands];
+const registrars: readonly Registrar[] = [registerServiceCommands, registerDbCommands, registerCatalogCommands, registerStockCommands];
 
 export function buildProgram(base: BaseDeps): Command {
   const program = new Command('haat')

@@ -1,20 +1,11 @@
 // Results go to stdout: a readable table by default, one JSON document with --json.
 // bigint (money, ids) is written into JSON as exact digits, never through a float.
+import { toJsonText } from '../domain/json.ts';
 import { errorDocument, type HaatError } from '../errors.ts';
 import type { Io } from './io.ts';
 
-declare global {
-  interface JSON {
-    rawJSON(text: string): unknown;
-  }
-}
-
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? JSON.rawJSON(value.toString()) : value;
-}
-
 export function toJson(value: unknown, indent = 2): string {
-  return JSON.stringify(value, jsonReplacer, indent);
+  return toJsonText(value, indent);
 }
 
 export type Output = {

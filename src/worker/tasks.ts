@@ -5,12 +5,14 @@ import { parseCronItems } from 'graphile-worker';
 import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { type TaskDefinition, toGraphileTask } from './task.ts';
+import { applyCommandTask } from './tasks/apply-command.ts';
 import { pingTask } from './tasks/ping.ts';
+import { purgeIdempotencyKeysTask } from './tasks/purge-idempotency-keys.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: a list of tasks with different payload types
 export type AnyTask = TaskDefinition<any>;
 
-export const haatTasks: readonly AnyTask[] = [pingTask];
+export const haatTasks: readonly AnyTask[] = [pingTask, applyCommandTask, purgeIdempotencyKeysTask];
 
 export type CronItem = {
   /** A task identifier from the task list. */
@@ -22,7 +24,9 @@ export type CronItem = {
   readonly identifier: string;
 };
 
-export const haatCrontab: readonly CronItem[] = [];
+export const haatCrontab: readonly CronItem[] = [
+  { identifier: 'purge_idempotency_keys_hourly', task: 'purge_idempotency_keys', match: '17 * * * *', backfillPeriod: 0 },
+];
 
 export function buildTaskList(tasks: readonly AnyTask[], pool: DatabasePool, log: Logger): TaskList {
   const list: TaskList = {};

@@ -29,24 +29,29 @@ function shape(status: MigrationStatus) {
 }
 
 export async function dbStatus(deps: Deps): Promise<DbStatus> {
-  return deps.withDatabase(async (db) => {
-    const serverVersion = await db.pool.oneFirst(sql.type(z.object({ v: z.string() }))`select current_setting('server_version') as v`);
-    const hasInfo = await db.pool.oneFirst(sql.type(z.object({ e: z.boolean() }))`select to_regclass('public.app_info') is not null as e`);
-    const instanceId = hasInfo
-      ? await db.pool.maybeOneFirst(sql.type(z.object({ id: z.string() }))`select instance_id::text as id from app_info`)
-      : null;
-    return {
-      database: db.description,
-      embedded: db.embedded !== undefined,
-      server_version: serverVersion,
-      instance_id: instanceId ?? null,
-      migrations: shape(await migrationStatus(db.pool)),
-    };
-  });
+  return deps.withDatabase(
+    async (db) => {
+      const serverVersion = await db.pool.oneFirst(sql.type(z.object({ v: z.string() }))`select current_setting('server_version') as v`);
+      const hasInfo = await db.pool.oneFirst(
+        sql.type(z.object({ e: z.boolean() }))`select to_regclass('public.app_info') is not null as e`,
+      );
+      const instanceId = hasInfo
+        ? await db.pool.maybeOneFirst(sql.type(z.object({ id: z.string() }))`select instance_id::text as id from app_info`)
+        : null;
+      return {
+        database: db.description,
+        embedded: db.embedded !== undefined,
+        server_version: serverVersion,
+        instance_id: instanceId ?? null,
+        migrations: shape(await migrationStatus(db.pool)),
+      };
+    },
+    { migrated: false },
+  );
 }
 
 export async function dbMigrate(deps: Deps): Promise<DbStatus> {
-  await deps.withDatabase((db) => migrateDatabase(db.url, deps.log));
+  await deps.withDatabase((db) => migrateDatabase(db.url, deps.log), { migrated: false });
   return dbStatus(deps);
 }
 

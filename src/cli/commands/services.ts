@@ -43,43 +43,49 @@ export function waitForSignal(log: Logger): Promise<string> {
 
 export async function runServices(input: ServicesInput, deps: Deps, until: (started: ServicesStarted) => Promise<unknown>): Promise<void> {
   const log = deps.log;
-  await deps.withDatabase(async (db) => {
-    await migrateDatabase(db.url, log);
-    const expectedMigration = (await committedMigrations()).at(-1);
-    let worker: RunningWorker | undefined;
-    let intake: RunningIntake | undefined;
-    try {
-      if (input.worker) {
-        worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: input.worker.concurrency });
+  await deps.withDatabase(
+    async (db) => {
+      await migrateDatabase(db.url, log);
+      const expectedMigration = (await committedMigrations()).at(-1);
+      let worker: RunningWorker | undefined;
+      let intake: RunningIntake | undefined;
+      try {
+        if (input.worker) {
+          worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: input.worker.concurrency });
+        }
+        if (input.intake) {
+          intake = await startIntake({ pool: db.pool, log, expectedMigration, port: input.intake.port, host: input.intake.host });
+        }
+        const started: ServicesStarted = {
+          database: db.description,
+          data_dir: db.embedded?.info.dataDir ?? null,
+          intake_url: intake?.url ?? null,
+          worker_concurrency: input.worker?.concurrency ?? null,
+          pid: process.pid,
+        };
+        deps.output.result(started, () =>
+          keyValues([
+            ['haat', `running (pid ${process.pid}); Ctrl-C or SIGTERM stops it`],
+            ['database', started.database],
+            ...(started.data_dir ? [['data folder', started.data_dir] as const] : []),
+            ...(started.intake_url
+              ? [
+                  ['intake', started.intake_url] as const,
+                  ['health', `${started.intake_url}/healthz  ${started.intake_url}/readyz`] as const,
+                ]
+              : []),
+            ...(input.worker ? [['worker', `concurrency ${input.worker.concurrency}, cron on`] as const] : []),
+          ]),
+        );
+        await until(started);
+      } finally {
+        await intake?.close();
+        await worker?.stop();
+        log.info('stopped');
       }
-      if (input.intake) {
-        intake = await startIntake({ pool: db.pool, log, expectedMigration, port: input.intake.port, host: input.intake.host });
-      }
-      const started: ServicesStarted = {
-        database: db.description,
-        data_dir: db.embedded?.info.dataDir ?? null,
-        intake_url: intake?.url ?? null,
-        worker_concurrency: input.worker?.concurrency ?? null,
-        pid: process.pid,
-      };
-      deps.output.result(started, () =>
-        keyValues([
-          ['haat', `running (pid ${process.pid}); Ctrl-C or SIGTERM stops it`],
-          ['database', started.database],
-          ...(started.data_dir ? [['data folder', started.data_dir] as const] : []),
-          ...(started.intake_url
-            ? [['intake', started.intake_url] as const, ['health', `${started.intake_url}/healthz  ${started.intake_url}/readyz`] as const]
-            : []),
-          ...(input.worker ? [['worker', `concurrency ${input.worker.concurrency}, cron on`] as const] : []),
-        ]),
-      );
-      await until(started);
-    } finally {
-      await intake?.close();
-      await worker?.stop();
-      log.info('stopped');
-    }
-  });
+    },
+    { migrated: false },
+  );
 }
 
 function concurrencyOption(raw: string | undefined): number {

@@ -1,0 +1,37 @@
+// How every CLI write runs: parse the command (zod), take or make the idempotency key, submit it
+// (claim + enqueue in one transaction), wait for the outcome and turn a refusal into its error.
+import { randomUUID } from 'node:crypto';
+import type { Command as Commander } from 'commander';
+import { awaitOutcome, submitCommand } from '../commands/submit-command.ts';
+import { Command, IdempotencyKey } from '../domain/commands.ts';
+import { HaatError } from '../errors.ts';
+import type { Deps } from './context.ts';
+
+export const CLI_SCOPE = 'cli';
+
+export type WriteOptions = { readonly idempotencyKey?: string; readonly wait?: boolean };
+
+export type WriteResult = { readonly key: string; readonly queued: boolean; readonly result: unknown };
+
+/** Adds --idempotency-key and --no-wait to a write command. */
+export function writeOptions(command: Commander): Commander {
+  return command
+    .option('--idempotency-key <key>', 'replay-safe key (printable ASCII, 1–255); made for you when omitted')
+    .option('--no-wait', 'print the idempotency key and return without waiting for the outcome');
+}
+
+export async function runWrite(deps: Deps, input: { type: string; payload: unknown }, options: WriteOptions): Promise<WriteResult> {
+  const command = Command.parse(input);
+  const key = options.idempotencyKey === undefined ? `cli-${randomUUID()}` : IdempotencyKey.parse(options.idempotencyKey);
+  if (options.idempotencyKey === undefined) deps.io.stderr.write(`idempotency key: ${key}\n`);
+  return deps.withDatabase(async (db) => {
+    const submitted = await submitCommand(db.pool, { scope: CLI_SCOPE, key, command, actor: deps.globals.actor });
+    let outcome = submitted.outcome;
+    if (!outcome) {
+      if (options.wait === false) return { key, queued: true, result: { idempotency_key: key, state: 'queued' } };
+      outcome = await awaitOutcome(db.pool, CLI_SCOPE, key, { url: db.url, log: deps.log, timeoutMs: 30_000, inlineAfterMs: 1_000 });
+    }
+    if (!outcome.ok) throw new HaatError(outcome.error.code, outcome.error.message, outcome.error.details);
+    return { key, queued: false, result: outcome.result };
+  });
+}

@@ -1,0 +1,51 @@
+// Applies one stored command: lock its key row, run its handler, record the outcome — all in one
+// transaction. The worker's apply_command task and the CLI's inline fallback both call this; it is
+// safe to run any number of times (a finished key returns its stored outcome and does nothing).
+import { mapDatabaseError } from '../db/errors.ts';
+import { lockKey, outcomeOf, recordOutcome } from '../db/idempotency.ts';
+import type { DatabasePool } from '../db/pool.ts';
+import { inTransaction } from '../db/transaction.ts';
+import { Command, type Outcome } from '../domain/commands.ts';
+import type { Logger } from '../log.ts';
+import { handlerFor } from './handlers.ts';
+
+export async function applyCommand(pool: DatabasePool, scope: string, key: string, log: Logger): Promise<Outcome | null> {
+  try {
+    return await inTransaction(
+      pool,
+      async (tx) => {
+        const row = await lockKey(tx, scope, key);
+        if (!row) return null;
+        if (row.state === 'done') return outcomeOf(row);
+        const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });
+        const outcome: Outcome = parsed.success
+          ? await handlerFor(parsed.data).apply(tx, parsed.data.payload as never, { command: { scope, key }, actor: row.actor, log })
+          : {
+              ok: false,
+              error: {
+                code: 'invalid_input',
+                message: 'the stored command does not match its schema',
+                details: { type: row.command_type },
+              },
+            };
+        await recordOutcome(tx, scope, key, outcome);
+        return outcome;
+      },
+      { log },
+    );
+  } catch (error) {
+    // A refusal raised by the database itself (a constraint, a trigger) rolled the effect back;
+    // it is still this command's outcome, so it is recorded, in a transaction of its own.
+    const refusal = mapDatabaseError(error);
+    if (!refusal || refusal.code === 'database_unavailable' || refusal.code === 'internal') throw error;
+    log.info({ code: refusal.code, scope, key }, 'the database refused the command; recording the refusal as its outcome');
+    return inTransaction(pool, async (tx) => {
+      const row = await lockKey(tx, scope, key);
+      if (!row) return null;
+      if (row.state === 'done') return outcomeOf(row);
+      const outcome: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
+      await recordOutcome(tx, scope, key, outcome);
+      return outcome;
+    });
+  }
+}

@@ -1,0 +1,101 @@
+// SQL for idempotency keys. The key row is claimed together with the job that applies it, and its
+// outcome is written in the transaction of the effect.
+import { z } from 'zod';
+import type { Command, Outcome } from '../domain/commands.ts';
+import { parseJsonExact, toJsonText } from '../domain/json.ts';
+import type { Queryable } from './pool.ts';
+import { sql } from './sql.ts';
+
+export const KeyRow = z.object({
+  scope: z.string(),
+  key: z.string(),
+  fingerprint: z.string(),
+  command_type: z.string(),
+  payload: z.unknown(),
+  actor: z.string(),
+  state: z.enum(['pending', 'done']),
+  outcome_text: z.string().nullable(),
+});
+export type KeyRow = z.infer<typeof KeyRow>;
+
+export const OutcomeSchema: z.ZodType<Outcome> = z.union([
+  z.object({ ok: z.literal(true), result: z.unknown() }),
+  z.object({
+    ok: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+  }),
+]) as z.ZodType<Outcome>;
+
+export const APPLY_COMMAND_TASK = 'apply_command';
+export const OUTCOME_CHANNEL = 'haat_outcome';
+
+/** The stored outcome, integers exact. */
+export function outcomeOf(row: KeyRow): Outcome | null {
+  return row.outcome_text === null ? null : OutcomeSchema.parse(parseJsonExact(row.outcome_text));
+}
+
+export function jobKeyOf(scope: string, key: string): string {
+  return `cmd:${scope}:${key}`;
+}
+
+export async function findKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
+  return db.maybeOne(sql.type(KeyRow)`
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text
+    from idempotency_keys where scope = ${scope} and key = ${key}`);
+}
+
+export async function lockKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
+  return db.maybeOne(sql.type(KeyRow)`
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text
+    from idempotency_keys where scope = ${scope} and key = ${key} for update`);
+}
+
+/**
+ * Claims the key and enqueues its job in the caller's transaction. Returns false when the key
+ * already existed (a concurrent claim waits for the first to commit, then sees it).
+ */
+export async function claimKeyAndEnqueue(
+  db: Queryable,
+  claim: { scope: string; key: string; fingerprint: string; command: Command; actor: string },
+): Promise<boolean> {
+  const inserted = await db.query(sql.unsafe`
+    insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor)
+    values (${claim.scope}, ${claim.key}, ${claim.fingerprint}, ${claim.command.type}, ${sql.jsonb(claim.command.payload as never)}, ${claim.actor})
+    on conflict (scope, key) do nothing`);
+  if (inserted.rowCount === 0) return false;
+  await db.query(sql.unsafe`
+    select graphile_worker.add_job(
+      ${APPLY_COMMAND_TASK}::text,
+      ${sql.json({ scope: claim.scope, key: claim.key })},
+      job_key => ${jobKeyOf(claim.scope, claim.key)}::text,
+      max_attempts => 10)`);
+  return true;
+}
+
+export async function recordOutcome(db: Queryable, scope: string, key: string, outcome: Outcome): Promise<void> {
+  await db.query(sql.unsafe`
+    update idempotency_keys set state = 'done', outcome = ${toJsonText(outcome)}::jsonb, completed_at = now()
+    where scope = ${scope} and key = ${key} and state = 'pending'`);
+  await db.query(sql.unsafe`select pg_notify(${OUTCOME_CHANNEL}, ${`${scope}:${key}`})`);
+}
+
+/** Is a worker holding this command's job right now? */
+export async function jobLocked(db: Queryable, scope: string, key: string): Promise<boolean> {
+  return db.oneFirst(sql.type(z.object({ locked: z.boolean() }))`
+    select exists (select 1 from graphile_worker.jobs where key = ${jobKeyOf(scope, key)} and locked_at is not null) as locked`);
+}
+
+/** Removes the job of a command applied inline, unless a worker holds it. */
+export async function removeJob(db: Queryable, scope: string, key: string): Promise<void> {
+  await db.query(sql.unsafe`select graphile_worker.remove_job(${jobKeyOf(scope, key)})`);
+}
+
+/** Deletes finished keys older than the retention, in batches; returns how many. */
+export async function purgeKeys(db: Queryable, retentionHours: number, batch = 1000): Promise<number> {
+  const result = await db.query(sql.unsafe`
+    delete from idempotency_keys where ctid = any (array(
+      select ctid from idempotency_keys
+      where state = 'done' and completed_at < now() - make_interval(hours => ${retentionHours})
+      limit ${batch} for update skip locked))`);
+  return result.rowCount;
+}

@@ -1,0 +1,89 @@
+// Glossary
+// - command: one write, as data: a type and a payload in wire form (integers as strings of ASCII
+//   digits), validated by the schema below at every boundary before anything is stored.
+// - idempotency key: (scope, key) naming one command forever; scope is where it came from ('cli').
+// - fingerprint: SHA-256 of the canonical JSON of {type, payload}; the same key with another
+//   fingerprint is an idempotency_conflict.
+// - outcome: what applying the command came to, stored on the key row in the same transaction as
+//   the effect: {ok: true, result} or {ok: false, error: {code, message, details}}.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import type { ErrorCode } from '../errors.ts';
+import { SellerHandle, SkuCode, Text } from './catalog.ts';
+import { parseStrictInteger } from './integers.ts';
+import { isCurrency, parsePrice } from './money.ts';
+
+/** The largest quantity one command may move (receive, adjust, reserve). */
+export const MAX_QUANTITY = 1_000_000n;
+
+const quantity = (min: bigint) =>
+  z.string().superRefine((raw, ctx) => {
+    const parsed = parseStrictInteger(raw, { min, max: MAX_QUANTITY });
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  });
+
+const Quantity = quantity(1n);
+const Delta = z.string().superRefine((raw, ctx) => {
+  const parsed = parseStrictInteger(raw, { min: -MAX_QUANTITY, max: MAX_QUANTITY });
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+  else if (parsed.value === 0n) ctx.addIssue({ code: 'custom', message: 'must not be 0' });
+});
+const Price = z.string().superRefine((raw, ctx) => {
+  const parsed = parsePrice(raw);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason });
+});
+const CurrencyCode = z.string().refine(isCurrency, 'must be a known ISO 4217 code in upper case, e.g. INR');
+
+export const SellerAdd = z.object({ type: z.literal('seller.add'), payload: z.strictObject({ handle: SellerHandle, name: Text(200) }) });
+export const SkuAdd = z.object({
+  type: z.literal('sku.add'),
+  payload: z.strictObject({
+    code: SkuCode,
+    seller: SellerHandle,
+    price: Price,
+    currency: CurrencyCode,
+    title: z.string().trim().max(200).default(''),
+  }),
+});
+export const StockReceive = z.object({
+  type: z.literal('stock.receive'),
+  payload: z.strictObject({ sku: SkuCode, qty: Quantity, reason: Text(500).optional() }),
+});
+export const StockAdjust = z.object({
+  type: z.literal('stock.adjust'),
+  payload: z.strictObject({ sku: SkuCode, delta: Delta, reason: Text(500) }),
+});
+
+export const Command = z.discriminatedUnion('type', [SellerAdd, SkuAdd, StockReceive, StockAdjust]);
+export type Command = z.infer<typeof Command>;
+export type CommandType = Command['type'];
+export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;
+
+export type OutcomeError = { readonly code: ErrorCode; readonly message: string; readonly details: Readonly<Record<string, unknown>> };
+export type Outcome = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: OutcomeError };
+
+/** Printable ASCII (space to ~), 1–255 characters. */
+export const IdempotencyKey = z
+  .string()
+  .min(1, 'idempotency key must not be empty')
+  .max(255, 'idempotency key must be at most 255 characters')
+  .regex(/^[ -~]+$/, 'idempotency key must be printable ASCII');
+
+/** JSON with object keys sorted, so equal commands have equal text. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  if (typeof value === 'bigint') return value.toString();
+  return JSON.stringify(value);
+}
+
+export function fingerprint(command: Command): string {
+  return createHash('sha256')
+    .update(canonicalJson({ type: command.type, payload: command.payload }))
+    .digest('hex');
+}

@@ -1,0 +1,73 @@
+// Money: a bigint count of minor units and an ISO 4217 currency. No `number` arithmetic on amounts
+// anywhere; amounts cross boundaries as strings of digits (JSON payloads) or exact JSON integers.
+import { parseStrictInteger } from './integers.ts';
+
+/** Minor-unit exponents. The database's `currencies` table holds the same list (a test checks). */
+export const currencies = {
+  INR: 2,
+  BDT: 2,
+  BTN: 2,
+  NPR: 2,
+  MMK: 2,
+  LKR: 2,
+  CNY: 2,
+  THB: 2,
+  SGD: 2,
+  AED: 2,
+  USD: 2,
+  EUR: 2,
+  GBP: 2,
+  AUD: 2,
+  CAD: 2,
+  CHF: 2,
+  JPY: 0,
+  KRW: 0,
+  KWD: 3,
+  BHD: 3,
+  OMR: 3,
+} as const;
+export type Currency = keyof typeof currencies;
+
+export type Money = { readonly amount: bigint; readonly currency: Currency };
+
+/** The largest unit price, in minor units (10^12: ₹10,00,00,00,000.00). */
+export const MAX_PRICE = 1_000_000_000_000n;
+
+export function isCurrency(code: string): code is Currency {
+  return Object.hasOwn(currencies, code);
+}
+
+export function parsePrice(raw: string): { ok: true; value: bigint } | { ok: false; reason: string } {
+  const parsed = parseStrictInteger(raw, { min: 0n, max: MAX_PRICE });
+  return parsed.ok ? parsed : { ok: false, reason: `price ${parsed.reason} (an integer count of minor units, e.g. 12999 for ₹129.99)` };
+}
+
+const symbols: Partial<Record<Currency, string>> = { INR: '₹', USD: '$', EUR: '€', GBP: '£', JPY: '¥' };
+
+/** Groups digits the Indian way for INR (12,34,567) and in thousands otherwise. */
+function group(digits: string, indian: boolean): string {
+  if (digits.length <= 3) return digits;
+  const last3 = digits.slice(-3);
+  const rest = digits.slice(0, -3);
+  const size = indian ? 2 : 3;
+  const parts: string[] = [];
+  for (let end = rest.length; end > 0; end -= size) parts.unshift(rest.slice(Math.max(0, end - size), end));
+  return `${parts.join(',')},${last3}`;
+}
+
+/** Human formatting without floating point: ₹1,23,456.78 (en-IN), $1,234.50, ¥1,000. */
+export function formatMoney(money: Money): string {
+  const exponent = currencies[money.currency];
+  const negative = money.amount < 0n;
+  const digits = (negative ? -money.amount : money.amount).toString().padStart(exponent + 1, '0');
+  const whole = digits.slice(0, digits.length - exponent);
+  const fraction = exponent > 0 ? `.${digits.slice(-exponent)}` : '';
+  const body = `${group(whole, money.currency === 'INR')}${fraction}`;
+  const symbol = symbols[money.currency];
+  return `${negative ? '-' : ''}${symbol ?? ''}${body}${symbol ? '' : ` ${money.currency}`}`;
+}
+
+/** The CONTRACT.md JSON shape: {"amount": 12999, "currency": "INR"} with an exact integer. */
+export function moneyJson(money: Money): { amount: bigint; currency: Currency } {
+  return { amount: money.amount, currency: money.currency };
+}
