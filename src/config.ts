@@ -22,6 +22,11 @@ const Env = z.object({
   HAAT_ACTOR: z.string().trim().min(1).max(200).optional(),
   PORT: Port.default(8787),
   LOG_LEVEL: LogLevel.optional(),
+  HAAT_WAIT_FOR_WORKER_MS: z
+    .string()
+    .regex(/^[0-9]{1,7}$/, 'must be whole milliseconds')
+    .transform(Number)
+    .default(1000),
 });
 
 export type Config = {
@@ -31,6 +36,8 @@ export type Config = {
   readonly port: number;
   /** Unset: each command picks its own (info for services, warn for one-shot commands). */
   readonly logLevel: z.infer<typeof LogLevel> | undefined;
+  /** How long a CLI write waits for a worker to take its job before applying it itself. */
+  readonly waitForWorkerMs: number;
 };
 
 export class ConfigError extends Error {
@@ -52,6 +59,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     HAAT_ACTOR: env.HAAT_ACTOR === '' ? undefined : env.HAAT_ACTOR,
     PORT: env.PORT === '' ? undefined : env.PORT,
     LOG_LEVEL: env.LOG_LEVEL === '' ? undefined : env.LOG_LEVEL?.toLowerCase(),
+    HAAT_WAIT_FOR_WORKER_MS: env.HAAT_WAIT_FOR_WORKER_MS === '' ? undefined : env.HAAT_WAIT_FOR_WORKER_MS,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -64,5 +72,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     actor: e.HAAT_ACTOR ?? osUser(),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    waitForWorkerMs: e.HAAT_WAIT_FOR_WORKER_MS,
   };
 }

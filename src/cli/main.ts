@@ -56,7 +56,9 @@ export function toHaatError(error: unknown): HaatError {
   }
   if (error instanceof ZodError) {
     const issue = error.issues[0];
-    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    // Command payloads are parsed as {type, payload}; the operator knows the field, not the wrapper.
+    const path = issue?.path[0] === 'payload' ? issue.path.slice(1) : (issue?.path ?? []);
+    const where = path.length ? `${path.join('.')}: ` : '';
     return invalidInput(`${where}${issue?.message ?? 'invalid input'}`, { issues: z.treeifyError(error) });
   }
   if (error instanceof ConfigError) return invalidInput(error.message);

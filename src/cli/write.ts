@@ -29,7 +29,12 @@ export async function runWrite(deps: Deps, input: { type: string; payload: unkno
     let outcome = submitted.outcome;
     if (!outcome) {
       if (options.wait === false) return { key, queued: true, result: { idempotency_key: key, state: 'queued' } };
-      outcome = await awaitOutcome(db.pool, CLI_SCOPE, key, { url: db.url, log: deps.log, timeoutMs: 30_000, inlineAfterMs: 1_000 });
+      outcome = await awaitOutcome(db.pool, CLI_SCOPE, key, {
+        url: db.url,
+        log: deps.log,
+        timeoutMs: 30_000,
+        inlineAfterMs: deps.config.waitForWorkerMs,
+      });
     }
     if (!outcome.ok) throw new HaatError(outcome.error.code, outcome.error.message, outcome.error.details);
     return { key, queued: false, result: outcome.result };

@@ -2,7 +2,7 @@
 // transaction. The worker's apply_command task and the CLI's inline fallback both call this; it is
 // safe to run any number of times (a finished key returns its stored outcome and does nothing).
 import { mapDatabaseError } from '../db/errors.ts';
-import { lockKey, outcomeOf, recordOutcome } from '../db/idempotency.ts';
+import { lockKey, outcomeOf, recordOutcome, storedForm } from '../db/idempotency.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { Command, type Outcome } from '../domain/commands.ts';
@@ -29,7 +29,7 @@ export async function applyCommand(pool: DatabasePool, scope: string, key: strin
               },
             };
         await recordOutcome(tx, scope, key, outcome);
-        return outcome;
+        return storedForm(outcome);
       },
       { log },
     );
@@ -45,7 +45,7 @@ export async function applyCommand(pool: DatabasePool, scope: string, key: strin
       if (row.state === 'done') return outcomeOf(row);
       const outcome: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
       await recordOutcome(tx, scope, key, outcome);
-      return outcome;
+      return storedForm(outcome);
     });
   }
 }

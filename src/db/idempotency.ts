@@ -34,6 +34,11 @@ export function outcomeOf(row: KeyRow): Outcome | null {
   return row.outcome_text === null ? null : OutcomeSchema.parse(parseJsonExact(row.outcome_text));
 }
 
+/** An outcome as it reads back from storage, so the first caller and every replay see the same value. */
+export function storedForm(outcome: Outcome): Outcome {
+  return OutcomeSchema.parse(parseJsonExact(toJsonText(outcome)));
+}
+
 export function jobKeyOf(scope: string, key: string): string {
   return `cmd:${scope}:${key}`;
 }

@@ -114,3 +114,12 @@ describe('database error mapping', () => {
     assert.equal(isRetryable(error), true);
   });
 });
+
+describe('reference data', () => {
+  test('the currencies table and the money module agree on every exponent', async () => {
+    const { knownCurrencies } = await import('../../src/db/catalog.ts');
+    const { currencies } = await import('../../src/domain/money.ts');
+    const rows = await knownCurrencies(db.pool);
+    assert.deepEqual(Object.fromEntries(rows.map((r) => [r.code, r.exponent])), { ...currencies });
+  });
+});

@@ -1,0 +1,188 @@
+// Catalog and stock through the real CLI: outcomes, exit codes, and bad input that changes nothing.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { z } from 'zod';
+import { sql } from '../../src/db/sql.ts';
+import { runCli, spawnCli } from '../helpers/cli.ts';
+import { createTestDatabase } from '../helpers/db.ts';
+
+const db = await createTestDatabase();
+const env = { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' };
+const cli = (...argv: string[]) => runCli(argv, { env });
+
+/** Everything a refused command must leave untouched. */
+async function footprint() {
+  return db.pool.one(sql.type(z.object({ keys: z.bigint(), jobs: z.bigint(), moves: z.bigint(), stock: z.string().nullable() }))`
+    select (select count(*) from idempotency_keys) as keys,
+           (select count(*) from graphile_worker.jobs) as jobs,
+           (select count(*) from inventory_movements) as moves,
+           (select string_agg(sku || ':' || on_hand || ':' || reserved, ',' order by sku) from inventory) as stock`);
+}
+
+function errorCode(stdout: string): string {
+  return (JSON.parse(stdout) as { error: { code: string } }).error.code;
+}
+
+describe('catalog', () => {
+  test('creates a seller and a SKU with 0 on hand', async () => {
+    const seller = await cli('seller', 'add', 'tea-house', '--name', 'Tea House', '--json');
+    assert.equal(seller.code, 0, seller.stdout + seller.stderr);
+    assert.equal(JSON.parse(seller.stdout).handle, 'tea-house');
+    assert.match(seller.stderr, /^idempotency key: cli-/m, 'the generated key is printed');
+    const sku = await cli(
+      'sku',
+      'add',
+      'TEA-1KG',
+      '--seller',
+      'tea-house',
+      '--price',
+      '12999',
+      '--currency',
+      'INR',
+      '--title',
+      'Assam 1kg',
+      '--json',
+    );
+    assert.equal(sku.code, 0, sku.stdout);
+    assert.deepEqual(JSON.parse(sku.stdout), {
+      code: 'TEA-1KG',
+      seller: 'tea-house',
+      title: 'Assam 1kg',
+      price: { amount: 12999, currency: 'INR' },
+      stock: { sku: 'TEA-1KG', on_hand: 0, reserved: 0, available: 0 },
+    });
+    const human = await cli('sku', 'add', 'RICE-5KG', '--seller', 'tea-house', '--price', '123456789', '--currency', 'INR');
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /₹12,34,567\.89/);
+  });
+
+  test('refuses bad catalog input with its exit code and writes nothing', async () => {
+    const before = await footprint();
+    const cases: [string[], number, string][] = [
+      [['seller', 'add', 'Tea House', '--name', 'x'], 2, 'invalid_input'],
+      [['seller', 'add', 'tea-house', '--name', 'Again'], 3, 'conflict'],
+      [['sku', 'add', 'tea-1kg', '--seller', 'tea-house', '--price', '1', '--currency', 'INR'], 2, 'invalid_input'],
+      [['sku', 'add', 'TEA 1KG', '--seller', 'tea-house', '--price', '1', '--currency', 'INR'], 2, 'invalid_input'],
+      [['sku', 'add', 'TEA-1KG', '--seller', 'tea-house', '--price', '1', '--currency', 'INR'], 3, 'conflict'],
+      [['sku', 'add', 'NEW', '--seller', 'nobody', '--price', '1', '--currency', 'INR'], 4, 'not_found'],
+      [['sku', 'add', 'NEW', '--seller', 'tea-house', '--price', '1', '--currency', 'inr'], 2, 'invalid_input'],
+      [['sku', 'add', 'NEW', '--seller', 'tea-house', '--price', '1', '--currency', 'XYZ'], 2, 'invalid_input'],
+      ...['10.5', '"10.50"', '₹10', 'NaN', 'Infinity', '-1', '1e3', '1000000000001', '9223372036854775808', ''].map(
+        (price): [string[], number, string] => [
+          ['sku', 'add', 'NEW', '--seller', 'tea-house', '--price', price, '--currency', 'INR'],
+          2,
+          'invalid_input',
+        ],
+      ),
+    ];
+    for (const [argv, exit, code] of cases) {
+      const result = await cli(...argv, '--json');
+      assert.equal(result.code, exit, `${argv.join(' ')} → ${result.stdout}`);
+      assert.equal(errorCode(result.stdout), code, argv.join(' '));
+    }
+    assert.deepEqual(await footprint(), before);
+  });
+});
+
+describe('stock', () => {
+  test('receive, adjust, show (a table, and the CONTRACT JSON) and list', async () => {
+    assert.equal((await cli('stock', 'receive', 'TEA-1KG', '10', '--reason', 'delivery')).code, 0);
+    const adjusted = await cli('stock', 'adjust', 'TEA-1KG', '-3', '--reason', 'count', '--json');
+    assert.equal(adjusted.code, 0, adjusted.stdout);
+    assert.deepEqual(JSON.parse(adjusted.stdout), { sku: 'TEA-1KG', on_hand: 7, reserved: 0, available: 7 });
+    const shown = await cli('stock', 'show', 'TEA-1KG');
+    assert.equal(shown.code, 0);
+    assert.equal(shown.stdout, 'SKU      ON HAND  RESERVED  AVAILABLE\nTEA-1KG  7        0         7\n');
+    const json = await cli('stock', 'show', 'TEA-1KG', '--json');
+    assert.deepEqual(JSON.parse(json.stdout), { sku: 'TEA-1KG', on_hand: 7, reserved: 0, available: 7 });
+    const list = await cli('stock', 'list', '--json');
+    assert.deepEqual(
+      JSON.parse(list.stdout).map((s: { sku: string }) => s.sku),
+      ['RICE-5KG', 'TEA-1KG'],
+    );
+  });
+
+  test('replaying stock receive with one key adds once and exits 0; another quantity exits 3', async () => {
+    const first = await cli('stock', 'receive', 'RICE-5KG', '5', '--idempotency-key', 'delivery-42', '--json');
+    const again = await cli('stock', 'receive', 'RICE-5KG', '5', '--idempotency-key', 'delivery-42', '--json');
+    assert.equal(first.code, 0);
+    assert.equal(again.code, 0);
+    assert.deepEqual(JSON.parse(again.stdout), JSON.parse(first.stdout));
+    assert.equal(again.stderr, '', 'a given key is not printed again');
+    const other = await cli('stock', 'receive', 'RICE-5KG', '6', '--idempotency-key', 'delivery-42', '--json');
+    assert.equal(other.code, 3);
+    assert.equal(errorCode(other.stdout), 'idempotency_conflict');
+    assert.equal(JSON.parse((await cli('stock', 'show', 'RICE-5KG', '--json')).stdout).on_hand, 5);
+  });
+
+  test('every bad quantity, delta and key is invalid_input (exit 2) and writes nothing; an unknown SKU exits 4', async () => {
+    const before = await footprint();
+    const badQuantities = [
+      '0',
+      '-1',
+      '1.5',
+      '1e3',
+      '0x10',
+      ' 2',
+      '2 ',
+      '+2',
+      '',
+      '１２',
+      '١٢',
+      '1000001',
+      '9223372036854775808',
+      '99999999999999999999999',
+    ];
+    for (const qty of badQuantities) {
+      const result = await cli('stock', 'receive', 'TEA-1KG', qty, '--json');
+      assert.equal(result.code, 2, `receive ${JSON.stringify(qty)}`);
+      assert.equal(errorCode(result.stdout), 'invalid_input');
+    }
+    for (const delta of ['0', '1.5', '--1', '-1e3', '-1000001', '']) {
+      const result = await cli('stock', 'adjust', 'TEA-1KG', delta, '--reason', 'x', '--json');
+      assert.equal(result.code, 2, `adjust ${JSON.stringify(delta)}`);
+    }
+    for (const key of ['', 'x'.repeat(256), 'tab\there', 'ключ', 'new\nline']) {
+      const result = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', key, '--json');
+      assert.equal(result.code, 2, `key ${JSON.stringify(key)}`);
+      assert.equal(errorCode(result.stdout), 'invalid_input');
+    }
+    const unknown = await cli('stock', 'receive', 'NOPE', '1', '--json');
+    assert.equal(unknown.code, 4);
+    assert.equal(errorCode(unknown.stdout), 'not_found');
+    assert.equal((await cli('stock', 'show', 'NOPE', '--json')).code, 4);
+    assert.deepEqual(await footprint(), before);
+  });
+
+  test('adjusting below what is reserved is a conflict (exit 3) and changes nothing', async () => {
+    await db.pool.query(sql.unsafe`update inventory set reserved = 6 where sku = 'TEA-1KG'`);
+    await db.pool.query(sql.unsafe`insert into reservations (holder, sku, qty) values ('o-1', 'TEA-1KG', 6)`);
+    await db.pool.query(
+      sql.unsafe`insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta) values ('TEA-1KG', 'reserve', 0, 6)`,
+    );
+    const result = await cli('stock', 'adjust', 'TEA-1KG', '-2', '--reason', 'count', '--json');
+    assert.equal(result.code, 3);
+    assert.equal(errorCode(result.stdout), 'conflict');
+    assert.equal(JSON.parse((await cli('stock', 'show', 'TEA-1KG', '--json')).stdout).on_hand, 7);
+  });
+
+  test('a missing argument with no terminal exits 2 at once and names it', async () => {
+    const result = await spawnCli(['stock', 'receive', 'TEA-1KG', '--json'], { env });
+    assert.equal(result.code, 2);
+    const doc = JSON.parse(result.stdout) as { error: { code: string; details: { missing: string } } };
+    assert.equal(doc.error.code, 'invalid_input');
+    assert.equal(doc.error.details.missing, 'qty');
+    const reason = await runCli(['stock', 'adjust', 'TEA-1KG', '1'], { env });
+    assert.equal(reason.code, 2);
+    assert.match(reason.stderr, /missing argument: reason/);
+  });
+
+  test('--no-wait prints the key and returns; the outcome is there once applied', async () => {
+    const queued = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'later-1', '--no-wait', '--json');
+    assert.equal(queued.code, 0);
+    assert.deepEqual(JSON.parse(queued.stdout), { idempotency_key: 'later-1', state: 'queued' });
+    const replay = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'later-1', '--json');
+    assert.equal(replay.code, 0);
+    assert.equal(JSON.parse(replay.stdout).on_hand, 8);
+  });
+});
