@@ -123,3 +123,32 @@ describe('reference data', () => {
     assert.deepEqual(Object.fromEntries(rows.map((r) => [r.code, r.exponent])), { ...currencies });
   });
 });
+
+describe('whole-transaction retry', () => {
+  test('runs the whole transaction again after its connection is killed mid-way, and writes once', async () => {
+    const { inTransaction } = await import('../../src/db/transaction.ts');
+    await db.pool.query(sql.unsafe`create table retry_probe (n int)`);
+    let attempts = 0;
+    const result = await inTransaction(db.pool, async (tx) => {
+      attempts++;
+      await tx.query(sql.unsafe`insert into retry_probe values (${attempts})`);
+      if (attempts === 1) await tx.query(sql.unsafe`select pg_terminate_backend(pg_backend_pid())`);
+      return attempts;
+    });
+    assert.equal(result, 2);
+    const rows = await db.pool.anyFirst(sql.type(z.object({ n: z.number() }))`select n from retry_probe`);
+    assert.deepEqual(rows, [2], 'the first attempt left nothing behind');
+  });
+
+  test('does not retry a refusal: a constraint violation fails at once', async () => {
+    const { inTransaction } = await import('../../src/db/transaction.ts');
+    let attempts = 0;
+    await assert.rejects(
+      inTransaction(db.pool, async (tx) => {
+        attempts++;
+        await tx.query(sql.unsafe`select 1/0`);
+      }),
+    );
+    assert.equal(attempts, 1);
+  });
+});
