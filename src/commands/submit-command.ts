@@ -98,7 +98,7 @@ export async function awaitOutcome(pool: DatabasePool, scope: string, key: strin
           },
         );
       }
-      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(listening ? 1_000 : 200)]);
+      await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(listening ? 1_000 : 200, undefined, { ref: false })]);
     }
   } finally {
     await listener.end().catch(() => undefined);

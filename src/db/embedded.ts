@@ -257,7 +257,7 @@ async function startPostgres(options: {
     stop: async () => {
       if (exited) return;
       child.kill('SIGINT'); // fast shutdown: roll back open transactions, then stop cleanly
-      await Promise.race([exit, sleep(30_000)]);
+      await Promise.race([exit, sleep(30_000, undefined, { ref: false })]);
       if (!exited) child.kill('SIGKILL');
     },
   };
