@@ -9,6 +9,7 @@ import { ExitCode, HaatError, invalidInput } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDbCommands } from './commands/db.ts';
+import { registerOrderCommands } from './commands/orders.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerStockCommands } from './commands/stock.ts';
 import type { BaseDeps } from './context.ts';
@@ -18,7 +19,13 @@ import { inquirerPrompter, type Prompter } from './prompts.ts';
 
 export type Registrar = (program: Command, base: BaseDeps) => void;
 
-const registrars: readonly Registrar[] = [registerServiceCommands, registerDbCommands, registerCatalogCommands, registerStockCommands];
+const registrars: readonly Registrar[] = [
+  registerServiceCommands,
+  registerDbCommands,
+  registerCatalogCommands,
+  registerStockCommands,
+  registerOrderCommands,
+];
 
 export function buildProgram(base: BaseDeps): Command {
   const program = new Command('haat')

@@ -8,6 +8,7 @@ import type { Command, CommandOf, CommandType, Outcome, OutcomeError } from '../
 import { decideStockChange } from '../domain/inventory/decide-stock-change.ts';
 import { type Currency, moneyJson } from '../domain/money.ts';
 import type { Logger } from '../log.ts';
+import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckMove, precheckPlace } from './order-handlers.ts';
 
 export type HandlerContext = { readonly command: CommandRef; readonly actor: string; readonly log: Logger };
 
@@ -95,6 +96,26 @@ export const handlers: { readonly [T in CommandType]: Handler<T> } = {
       return decision.ok ? null : refuse(decision.code, decision.message, { sku: p.sku, ...decision.details });
     },
     apply: (tx, p, context) => changeStock(tx, { sku: p.sku, delta: BigInt(p.delta), kind: 'adjust', reason: p.reason }, context),
+  },
+  'order.place': { precheck: precheckPlace, apply: applyPlace },
+  'order.confirm': { precheck: (db, p) => precheckMove(db, p.order, 'confirmed'), apply: applyConfirm },
+  'order.ship': {
+    precheck: (db, p) => precheckMove(db, p.order, 'shipped'),
+    apply: (tx, p, c) =>
+      applySimpleMove(tx, p.order, 'shipped', {
+        ...c,
+        reason: p.tracking ? `tracking ${p.tracking}` : null,
+        ...(p.tracking ? { tracking: p.tracking } : {}),
+      }),
+  },
+  'order.deliver': {
+    precheck: (db, p) => precheckMove(db, p.order, 'delivered'),
+    apply: (tx, p, c) => applySimpleMove(tx, p.order, 'delivered', { ...c, reason: null }),
+  },
+  'order.cancel': { precheck: (db, p) => precheckMove(db, p.order, 'cancelled'), apply: applyCancel },
+  'order.refund': {
+    precheck: (db, p) => precheckMove(db, p.order, 'refunded'),
+    apply: (tx, p, c) => applySimpleMove(tx, p.order, 'refunded', { ...c, reason: p.reason }),
   },
 };
 

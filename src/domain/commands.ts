@@ -54,7 +54,50 @@ export const StockAdjust = z.object({
   payload: z.strictObject({ sku: SkuCode, delta: Delta, reason: Text(500) }),
 });
 
-export const Command = z.discriminatedUnion('type', [SellerAdd, SkuAdd, StockReceive, StockAdjust]);
+/** The most distinct SKUs one order may hold. */
+export const MAX_ORDER_ITEMS = 100;
+
+/** An order id (UUID) or its ref. */
+export const OrderKey = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be an order id or ref');
+export const OrderRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "ref: letters, digits, '_', '.', '-' (1–64)");
+
+export const OrderPlace = z.object({
+  type: z.literal('order.place'),
+  payload: z.strictObject({
+    buyer: Text(200),
+    ref: OrderRef.optional(),
+    items: z
+      .array(z.strictObject({ sku: SkuCode, qty: Quantity }))
+      .min(1, 'an order needs at least one item')
+      .max(MAX_ORDER_ITEMS, `an order holds at most ${MAX_ORDER_ITEMS} items`),
+  }),
+});
+export const OrderConfirm = z.object({
+  type: z.literal('order.confirm'),
+  payload: z.strictObject({ order: OrderKey, payment_ref: Text(200), amount: Price }),
+});
+export const OrderShip = z.object({
+  type: z.literal('order.ship'),
+  payload: z.strictObject({ order: OrderKey, tracking: Text(200).optional() }),
+});
+export const OrderDeliver = z.object({ type: z.literal('order.deliver'), payload: z.strictObject({ order: OrderKey }) });
+export const OrderCancel = z.object({ type: z.literal('order.cancel'), payload: z.strictObject({ order: OrderKey, reason: Text(500) }) });
+export const OrderRefund = z.object({ type: z.literal('order.refund'), payload: z.strictObject({ order: OrderKey, reason: Text(500) }) });
+
+export const Command = z.discriminatedUnion('type', [
+  SellerAdd,
+  SkuAdd,
+  StockReceive,
+  StockAdjust,
+  OrderPlace,
+  OrderConfirm,
+  OrderShip,
+  OrderDeliver,
+  OrderCancel,
+  OrderRefund,
+]);
 export type Command = z.infer<typeof Command>;
 export type CommandType = Command['type'];
 export type CommandOf<T extends CommandType> = Extract<Command, { type: T }>;

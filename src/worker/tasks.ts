@@ -6,13 +6,14 @@ import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { type TaskDefinition, toGraphileTask } from './task.ts';
 import { applyCommandTask } from './tasks/apply-command.ts';
+import { expireReservationsTask } from './tasks/expire-reservations.ts';
 import { pingTask } from './tasks/ping.ts';
 import { purgeIdempotencyKeysTask } from './tasks/purge-idempotency-keys.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: a list of tasks with different payload types
 export type AnyTask = TaskDefinition<any>;
 
-export const haatTasks: readonly AnyTask[] = [pingTask, applyCommandTask, purgeIdempotencyKeysTask];
+export const haatTasks: readonly AnyTask[] = [pingTask, applyCommandTask, purgeIdempotencyKeysTask, expireReservationsTask];
 
 export type CronItem = {
   /** A task identifier from the task list. */
@@ -25,6 +26,7 @@ export type CronItem = {
 };
 
 export const haatCrontab: readonly CronItem[] = [
+  { identifier: 'expire_reservations_every_minute', task: 'expire_reservations', match: '* * * * *', backfillPeriod: 0 },
   { identifier: 'purge_idempotency_keys_hourly', task: 'purge_idempotency_keys', match: '17 * * * *', backfillPeriod: 0 },
 ];
 

@@ -1,0 +1,218 @@
+// Order commands: placement (all items reserved, or the order recorded rejected), and every move of
+// the state machine with the effect bound to it, in the command's one transaction:
+// confirm finalises the reservations; cancel from pending releases them; cancel from confirmed
+// restocks; ship, deliver and refund move the state. Each locks the order row first.
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { findSku } from '../db/catalog.ts';
+import { type CommandRef, reserve } from '../db/inventory.ts';
+import {
+  closeOrderReservations,
+  findOrder,
+  insertOrder,
+  lockOrder,
+  moveOrder,
+  type OrderItemRow,
+  type OrderRow,
+  orderItems,
+  restockOrder,
+} from '../db/orders.ts';
+import type { DatabaseTransaction, Queryable } from '../db/pool.ts';
+import { readSetting } from '../db/settings.ts';
+import { sql } from '../db/sql.ts';
+import type { CommandOf, Outcome, OutcomeError } from '../domain/commands.ts';
+import { normaliseLines } from '../domain/inventory/decide-reservation.ts';
+import { type Currency, moneyJson } from '../domain/money.ts';
+import { decideTransition, isOrderState, type OrderState } from '../domain/orders/states.ts';
+
+export type OrderContext = { readonly command: CommandRef; readonly actor: string };
+
+const refuse = (code: OutcomeError['code'], message: string, details: Record<string, unknown> = {}): OutcomeError => ({
+  code,
+  message,
+  details,
+});
+const fail = (error: OutcomeError): Outcome => ({ ok: false, error });
+
+export function orderJson(order: OrderRow, items: readonly OrderItemRow[]) {
+  const currency = order.currency as Currency;
+  return {
+    id: order.id,
+    ref: order.ref,
+    state: order.state,
+    buyer: order.buyer,
+    currency,
+    items: items.map((i) => ({
+      sku: i.sku,
+      qty: i.qty,
+      unit_price: moneyJson({ amount: i.unit_price, currency }),
+      total: moneyJson({ amount: i.total, currency }),
+    })),
+    total: moneyJson({ amount: order.total_amount, currency }),
+    expires_at: order.state === 'pending' ? order.expires_at : null,
+    ...(order.reject_reason ? { reject_reason: order.reject_reason } : {}),
+    ...(order.payment_ref ? { payment_ref: order.payment_ref } : {}),
+    ...(order.tracking ? { tracking: order.tracking } : {}),
+  };
+}
+
+async function orderOutcome(db: Queryable, order: OrderRow): Promise<Outcome> {
+  return { ok: true, result: orderJson(order, await orderItems(db, order.id)) };
+}
+
+/** A ref made from the idempotency key, so a replayed placement names the same order. */
+function refFor(command: CommandRef): string {
+  const seed = command ? `${command.scope}:${command.key}` : `${Date.now()}:${Math.random()}`;
+  return `O-${createHash('sha256').update(seed).digest('hex').slice(0, 12).toUpperCase()}`;
+}
+
+type PlacePayload = CommandOf<'order.place'>['payload'];
+
+export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<OutcomeError | null> {
+  const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
+  const skus = await Promise.all(lines.map((l) => findSku(db, l.sku)));
+  const missing = lines.filter((_, i) => !skus[i]).map((l) => l.sku);
+  if (missing.length) return refuse('not_found', `SKU not found: ${missing.join(', ')}`, { skus: missing });
+  const currencies = [...new Set(skus.map((s) => s?.currency))];
+  if (currencies.length > 1)
+    return refuse('currency_mismatch', `an order is single-currency; these items are in ${currencies.join(', ')}`, { currencies });
+  if (p.ref && (await findOrder(db, p.ref))) return refuse('conflict', `order ref ${p.ref} is already taken`, { ref: p.ref });
+  return null;
+}
+
+export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, context: OrderContext): Promise<Outcome> {
+  const refusal = await precheckPlace(tx, p);
+  if (refusal) return fail(refusal);
+  const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
+  // Prices are the catalog's, read inside this transaction; a client never supplies one.
+  const prices = await tx.any(sql.type(z.object({ code: z.string(), price_amount: z.bigint(), currency: z.string() }))`
+    select code, price_amount, currency from skus where code = any(${sql.array(
+      lines.map((l) => l.sku),
+      'text',
+    )}) order by code`);
+  const priceOf = new Map(prices.map((r) => [r.code, r]));
+  const currency = prices[0]?.currency ?? 'INR';
+  const ref = p.ref ?? refFor(context.command);
+  const items = lines.map((l) => ({ sku: l.sku, qty: l.qty, unitPrice: priceOf.get(l.sku)?.price_amount ?? 0n }));
+  const ttlSeconds = await readSetting(tx, 'reservation_ttl_seconds');
+  // The order row exists before its reservations, which name it as their holder.
+  const draft = { ref, buyer: p.buyer, currency, items, ttlSeconds };
+  const savepoint = await tx
+    .transaction(async (inner) => {
+      const order = await insertOrder(inner, { ...draft, state: 'pending', rejectReason: null }, context);
+      const reserved = await reserve(inner, order.id, lines, context.command);
+      if (!reserved.ok) throw new Refused(reserved);
+      return order;
+    })
+    .catch((error: unknown) => {
+      if (error instanceof Refused) return error.result;
+      throw error;
+    });
+  if ('id' in savepoint) return orderOutcome(tx, savepoint);
+  if (savepoint.code === 'not_found')
+    return fail(refuse('not_found', `SKU not found: ${savepoint.missing.join(', ')}`, { skus: savepoint.missing }));
+  const rejected = await insertOrder(tx, { ...draft, state: 'rejected', rejectReason: 'insufficient_stock' }, context);
+  const order = orderJson(rejected, await orderItems(tx, rejected.id));
+  return fail(
+    refuse(
+      'insufficient_stock',
+      `not enough stock for ${savepoint.shortages.map((s) => s.sku).join(', ')}; order ${ref} recorded as rejected`,
+      { order, shortages: savepoint.shortages },
+    ),
+  );
+}
+
+class Refused extends Error {
+  readonly result: Extract<Awaited<ReturnType<typeof reserve>>, { ok: false }>;
+  constructor(result: Extract<Awaited<ReturnType<typeof reserve>>, { ok: false }>) {
+    super('refused');
+    this.result = result;
+  }
+}
+
+/** Locks the order and checks the move; returns the order or the refusal. */
+async function lockForMove(tx: DatabaseTransaction, key: string, to: OrderState): Promise<{ order: OrderRow } | { error: OutcomeError }> {
+  const order = await lockOrder(tx, key);
+  if (!order) return { error: refuse('not_found', `order not found: ${key}`, { order: key }) };
+  if (!isOrderState(order.state)) throw new Error(`order ${order.id} has unknown state ${order.state}`);
+  const decision = decideTransition(order.state, to);
+  if (!decision.ok)
+    return { error: refuse(decision.code, `order ${order.ref}: ${decision.message}`, { order: order.ref, ...decision.details }) };
+  return { order };
+}
+
+/** The move checked on an unlocked read, so a refused move stores nothing; apply checks again under lock. */
+export async function precheckMove(db: Queryable, key: string, to: OrderState): Promise<OutcomeError | null> {
+  const order = await findOrder(db, key);
+  if (!order) return refuse('not_found', `order not found: ${key}`, { order: key });
+  if (!isOrderState(order.state)) return null;
+  const decision = decideTransition(order.state, to);
+  return decision.ok ? null : refuse(decision.code, `order ${order.ref}: ${decision.message}`, { order: order.ref, ...decision.details });
+}
+
+export async function applyConfirm(
+  tx: DatabaseTransaction,
+  p: CommandOf<'order.confirm'>['payload'],
+  context: OrderContext,
+): Promise<Outcome> {
+  const locked = await lockForMove(tx, p.order, 'confirmed');
+  if ('error' in locked) return fail(locked.error);
+  const { order } = locked;
+  const due = await tx.oneFirst(sql.type(z.object({ due: z.boolean() }))`select ${order.expires_at}::timestamptz <= now() as due`);
+  if (due) {
+    return fail(
+      refuse('transition_not_allowed', `order ${order.ref}: its reservation expired at ${order.expires_at}`, {
+        order: order.ref,
+        expires_at: order.expires_at,
+      }),
+    );
+  }
+  if (BigInt(p.amount) !== order.total_amount) {
+    return fail(
+      refuse('amount_mismatch', `order ${order.ref} totals ${order.total_amount}, the payment is ${p.amount}`, {
+        order: order.ref,
+        expected: order.total_amount,
+        amount: BigInt(p.amount),
+      }),
+    );
+  }
+  await closeOrderReservations(tx, order.id, 'finalized', context.command);
+  const moved = await moveOrder(tx, order, 'confirmed', {
+    actor: context.actor,
+    reason: `payment ${p.payment_ref}`,
+    command: context.command,
+    set: { payment_ref: p.payment_ref },
+  });
+  return orderOutcome(tx, moved);
+}
+
+export async function applySimpleMove(
+  tx: DatabaseTransaction,
+  key: string,
+  to: 'shipped' | 'delivered' | 'refunded',
+  context: OrderContext & { reason: string | null; tracking?: string },
+): Promise<Outcome> {
+  const locked = await lockForMove(tx, key, to);
+  if ('error' in locked) return fail(locked.error);
+  const moved = await moveOrder(tx, locked.order, to, {
+    actor: context.actor,
+    reason: context.reason,
+    command: context.command,
+    ...(context.tracking ? { set: { tracking: context.tracking } } : {}),
+  });
+  return orderOutcome(tx, moved);
+}
+
+export async function applyCancel(
+  tx: DatabaseTransaction,
+  p: CommandOf<'order.cancel'>['payload'],
+  context: OrderContext,
+): Promise<Outcome> {
+  const locked = await lockForMove(tx, p.order, 'cancelled');
+  if ('error' in locked) return fail(locked.error);
+  const { order } = locked;
+  if (order.state === 'pending') await closeOrderReservations(tx, order.id, 'released', context.command);
+  else await restockOrder(tx, order.id, context.command);
+  const moved = await moveOrder(tx, order, 'cancelled', { actor: context.actor, reason: p.reason, command: context.command });
+  return orderOutcome(tx, moved);
+}

@@ -1,0 +1,199 @@
+// SQL for orders. Every state change goes through `moveOrder`, which writes the order_transitions
+// row in the same transaction; the database trigger refuses any move the table does not allow.
+// Lock order: the order row first (FOR UPDATE), then inventory rows in ascending SKU order.
+import { z } from 'zod';
+import type { OrderState } from '../domain/orders/states.ts';
+import { registerConstraint } from './errors.ts';
+import { type CloseKind, type CommandRef, changeOnHand, closeReservations, lockStock } from './inventory.ts';
+import type { DatabaseTransaction, Queryable } from './pool.ts';
+import { sql } from './sql.ts';
+
+registerConstraint('orders_ref_key', 'conflict');
+registerConstraint('orders_payment_ref_key', 'conflict');
+
+export const OrderRow = z.object({
+  id: z.string(),
+  ref: z.string(),
+  buyer: z.string(),
+  currency: z.string(),
+  state: z.string(),
+  total_amount: z.bigint(),
+  reject_reason: z.string().nullable(),
+  expires_at: z.string().nullable(),
+  payment_ref: z.string().nullable(),
+  tracking: z.string().nullable(),
+  created_at: z.string(),
+});
+export type OrderRow = z.infer<typeof OrderRow>;
+
+export const OrderItemRow = z.object({ sku: z.string(), qty: z.bigint(), unit_price: z.bigint(), total: z.bigint() });
+export type OrderItemRow = z.infer<typeof OrderItemRow>;
+
+export const TransitionRow = z.object({
+  from_state: z.string().nullable(),
+  to_state: z.string(),
+  at: z.string(),
+  actor: z.string(),
+  reason: z.string().nullable(),
+});
+export type TransitionRow = z.infer<typeof TransitionRow>;
+
+const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function byKey(key: string) {
+  return UUID.test(key) ? sql.fragment`(id = ${key}::uuid or ref = ${key})` : sql.fragment`ref = ${key}`;
+}
+
+export async function findOrder(db: Queryable, key: string): Promise<OrderRow | null> {
+  return db.maybeOne(sql.type(OrderRow)`select ${orderColumns} from orders where ${byKey(key)}`);
+}
+
+export async function lockOrder(tx: DatabaseTransaction, key: string): Promise<OrderRow | null> {
+  return tx.maybeOne(sql.type(OrderRow)`select ${orderColumns} from orders where ${byKey(key)} for update`);
+}
+
+export async function orderItems(db: Queryable, orderId: string): Promise<readonly OrderItemRow[]> {
+  return db.any(sql.type(OrderItemRow)`select sku, qty, unit_price, total from order_items where order_id = ${orderId}::uuid order by sku`);
+}
+
+export async function orderHistory(db: Queryable, orderId: string): Promise<readonly TransitionRow[]> {
+  return db.any(sql.type(TransitionRow)`
+    select from_state, to_state, at, actor, reason from order_transitions where order_id = ${orderId}::uuid order by id`);
+}
+
+export async function listOrders(db: Queryable, options: { state?: string; limit: number }): Promise<readonly OrderRow[]> {
+  return db.any(sql.type(OrderRow)`
+    select ${orderColumns} from orders
+    where ${options.state === undefined ? sql.fragment`true` : sql.fragment`state = ${options.state}`}
+    order by created_at desc, id limit ${options.limit}`);
+}
+
+export type NewOrder = {
+  ref: string;
+  buyer: string;
+  currency: string;
+  state: 'pending' | 'rejected';
+  rejectReason: string | null;
+  ttlSeconds: number;
+  items: readonly { sku: string; qty: bigint; unitPrice: bigint }[];
+};
+
+/** Inserts the order, its items and its first transition ((new) → pending | rejected). */
+export async function insertOrder(
+  tx: DatabaseTransaction,
+  order: NewOrder,
+  meta: { actor: string; command: CommandRef },
+): Promise<OrderRow> {
+  const total = order.items.reduce((sum, item) => sum + item.unitPrice * item.qty, 0n);
+  const row = await tx.one(sql.type(OrderRow)`
+    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, expires_at)
+    values (${order.ref}, ${order.buyer}, ${order.currency}, ${order.state}, ${total}, ${order.rejectReason},
+            ${order.state === 'pending' ? sql.fragment`now() + make_interval(secs => ${order.ttlSeconds})` : sql.fragment`null`})
+    returning ${orderColumns}`);
+  await tx.query(sql.unsafe`
+    insert into order_items (order_id, sku, qty, unit_price, total)
+    select ${row.id}::uuid, i.sku, i.qty, i.unit_price, i.qty * i.unit_price
+    from unnest(${sql.array(
+      order.items.map((i) => i.sku),
+      'text',
+    )}, ${sql.array(
+      order.items.map((i) => i.qty.toString()),
+      'int8',
+    )}, ${sql.array(
+      order.items.map((i) => i.unitPrice.toString()),
+      'int8',
+    )}) as i(sku, qty, unit_price)`);
+  await tx.query(sql.unsafe`
+    insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
+    values (${row.id}::uuid, null, ${order.state}, ${meta.actor}, ${order.rejectReason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  return row;
+}
+
+/** The only way an order's state changes: the update and its transition row, together. */
+export async function moveOrder(
+  tx: DatabaseTransaction,
+  order: OrderRow,
+  to: OrderState,
+  meta: { actor: string; reason: string | null; command: CommandRef; set?: { payment_ref?: string; tracking?: string } },
+): Promise<OrderRow> {
+  const row = await tx.one(sql.type(OrderRow)`
+    update orders set state = ${to}, updated_at = now(),
+      payment_ref = coalesce(${meta.set?.payment_ref ?? null}, payment_ref),
+      tracking = coalesce(${meta.set?.tracking ?? null}, tracking)
+    where id = ${order.id}::uuid and state = ${order.state}
+    returning ${orderColumns}`);
+  await tx.query(sql.unsafe`
+    insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
+    values (${order.id}::uuid, ${order.state}, ${to}, ${meta.actor}, ${meta.reason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  return row;
+}
+
+/** Closes the order's active reservations (release, finalise or expire). */
+export async function closeOrderReservations(tx: DatabaseTransaction, orderId: string, to: CloseKind, command: CommandRef) {
+  const ids = await tx.anyFirst(sql.type(z.object({ id: z.bigint() }))`
+    select id from reservations where holder = ${orderId} and state = 'active' order by id`);
+  return closeReservations(tx, ids, to, command);
+}
+
+/** Puts a cancelled confirmed order's stock back on hand, one movement per SKU. */
+export async function restockOrder(tx: DatabaseTransaction, orderId: string, command: CommandRef): Promise<void> {
+  const items = await orderItems(tx, orderId);
+  await lockStock(
+    tx,
+    items.map((i) => i.sku),
+  );
+  for (const item of items) {
+    await changeOnHand(tx, { sku: item.sku, delta: item.qty, kind: 'restock', reason: `order ${orderId} cancelled`, command });
+  }
+}
+
+/**
+ * The expiry sweep: moves due pending orders to expired and releases their reservations, one
+ * batch per transaction. SKIP LOCKED: an order being confirmed right now is left to that command.
+ */
+export async function expireDueOrders(tx: DatabaseTransaction, batch: number, actor: string): Promise<readonly string[]> {
+  const due = await tx.any(sql.type(OrderRow)`
+    select ${orderColumns} from orders where state = 'pending' and expires_at <= now()
+    order by expires_at limit ${batch} for update skip locked`);
+  // Every SKU the batch touches, locked up front in ascending order like every other writer.
+  const skus = await tx.anyFirst(sql.type(z.object({ sku: z.string() }))`
+    select distinct sku from reservations where state = 'active' and holder = any(${sql.array(
+      due.map((o) => o.id),
+      'text',
+    )})`);
+  await lockStock(tx, skus);
+  for (const order of due) {
+    await closeOrderReservations(tx, order.id, 'expired', null);
+    await moveOrder(tx, order, 'expired', { actor, reason: 'reservation expired', command: null });
+  }
+  return due.map((o) => o.ref);
+}
+
+/** Items of many orders in one query, by order id. */
+export async function itemsOfOrders(db: Queryable, orderIds: readonly string[]): Promise<Map<string, OrderItemRow[]>> {
+  const rows = await db.any(sql.type(OrderItemRow.extend({ order_id: z.string() }))`
+    select order_id::text as order_id, sku, qty, unit_price, total from order_items
+    where order_id = any(${sql.array(orderIds, 'uuid')}) order by order_id, sku`);
+  const byOrder = new Map<string, OrderItemRow[]>();
+  for (const { order_id, ...item } of rows) byOrder.set(order_id, [...(byOrder.get(order_id) ?? []), item]);
+  return byOrder;
+}
+
+export const ReservationListRow = z.object({
+  id: z.bigint(),
+  order_ref: z.string().nullable(),
+  sku: z.string(),
+  qty: z.bigint(),
+  state: z.string(),
+  created_at: z.string(),
+  closed_at: z.string().nullable(),
+});
+
+export async function listReservations(db: Queryable, options: { state?: string; limit: number }) {
+  return db.any(sql.type(ReservationListRow)`
+    select r.id, o.ref as order_ref, r.sku, r.qty, r.state, r.created_at, r.closed_at
+    from reservations r left join orders o on o.id::text = r.holder
+    where ${options.state === undefined ? sql.fragment`true` : sql.fragment`r.state = ${options.state}`}
+    order by r.id desc limit ${options.limit}`);
+}

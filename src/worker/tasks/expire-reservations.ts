@@ -1,0 +1,27 @@
+// expire_reservations (cron, every minute; also `haat reservations expire`): moves pending orders
+// whose expires_at has passed (database clock) to expired and releases their stock, in batches,
+// one transaction per batch, skipping orders another transaction holds. Safe to run concurrently.
+import { z } from 'zod';
+import { expireDueOrders } from '../../db/orders.ts';
+import type { DatabasePool } from '../../db/pool.ts';
+import { inTransaction } from '../../db/transaction.ts';
+import type { Logger } from '../../log.ts';
+import { defineTask } from '../task.ts';
+
+export async function expireReservations(pool: DatabasePool, log: Logger, actor = 'expiry-sweep', batch = 200): Promise<string[]> {
+  const expired: string[] = [];
+  for (;;) {
+    const refs = await inTransaction(pool, (tx) => expireDueOrders(tx, batch, actor), { log });
+    expired.push(...refs);
+    if (refs.length < batch) return expired;
+  }
+}
+
+export const expireReservationsTask = defineTask({
+  identifier: 'expire_reservations',
+  payload: z.object({}).loose(),
+  run: async (_payload, { pool, log }) => {
+    const expired = await expireReservations(pool, log);
+    if (expired.length > 0) log.info({ expired: expired.length }, 'expired stale reservations');
+  },
+});
