@@ -256,6 +256,7 @@ async function startPostgres(options: {
     pid,
     stop: async () => {
       if (exited) return;
+      child.ref(); // keep the process alive until PostgreSQL has exited
       child.kill('SIGINT'); // fast shutdown: roll back open transactions, then stop cleanly
       await Promise.race([exit, sleep(30_000, undefined, { ref: false })]);
       if (!exited) child.kill('SIGKILL');

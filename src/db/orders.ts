@@ -197,3 +197,40 @@ export async function listReservations(db: Queryable, options: { state?: string;
     where ${options.state === undefined ? sql.fragment`true` : sql.fragment`r.state = ${options.state}`}
     order by r.id desc limit ${options.limit}`);
 }
+
+/**
+ * DESIGN.md invariants 4 and 5, set-based: each order's reservations agree with its state, and its
+ * transitions form an allowed chain from creation to its current state. Empty when they hold.
+ */
+export async function orderViolations(db: Queryable): Promise<readonly { order_ref: string; check: string; detail: string }[]> {
+  return db.any(sql.type(z.object({ order_ref: z.string(), check: z.string(), detail: z.string() }))`
+    with r as (
+      select holder, count(*) filter (where state = 'active') as active, count(*) filter (where state = 'finalized') as finalized, count(*) as total
+      from reservations group by holder
+    ), items as (
+      select order_id, count(*) as n from order_items group by order_id
+    ), chain as (
+      select order_id, from_state, to_state,
+             lag(to_state) over (partition by order_id order by id) as previous,
+             row_number() over (partition by order_id order by id) as n,
+             row_number() over (partition by order_id order by id desc) as from_end
+      from order_transitions
+    )
+    select o.ref as order_ref, 'reservations_match_state' as check,
+           format('%s with %s active, %s finalized of %s reservations for %s items', o.state, coalesce(r.active, 0), coalesce(r.finalized, 0), coalesce(r.total, 0), coalesce(i.n, 0)) as detail
+    from orders o left join r on r.holder = o.id::text left join items i on i.order_id = o.id
+    where (o.state = 'pending' and (coalesce(r.active, 0) <> coalesce(i.n, 0) or coalesce(r.total, 0) <> coalesce(r.active, 0)))
+       or (o.state in ('confirmed', 'shipped', 'delivered', 'refunded') and coalesce(r.finalized, 0) <> coalesce(i.n, 0))
+       or (o.state in ('cancelled', 'expired', 'rejected') and coalesce(r.active, 0) <> 0)
+    union all
+    select o.ref, 'transitions_form_a_chain', format('%s -> %s (step %s)', coalesce(c.from_state, '(new)'), c.to_state, c.n)
+    from chain c join orders o on o.id = c.order_id
+    where (c.n = 1 and (c.from_state is not null or c.to_state not in ('pending', 'rejected')))
+       or (c.n > 1 and (c.from_state is distinct from c.previous
+            or not exists (select 1 from order_transition_rules t where t.from_state = c.from_state and t.to_state = c.to_state)))
+       or (c.from_end = 1 and c.to_state <> o.state)
+    union all
+    select o.ref, 'transitions_form_a_chain', 'no transitions'
+    from orders o where not exists (select 1 from order_transitions t where t.order_id = o.id)
+    order by 1, 2`);
+}
