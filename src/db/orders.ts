@@ -3,6 +3,7 @@
 // Lock order: the order row first (FOR UPDATE), then inventory rows in ascending SKU order.
 import { z } from 'zod';
 import type { OrderState } from '../domain/orders/states.ts';
+import { InvariantError } from '../errors.ts';
 import { registerConstraint } from './errors.ts';
 import { type CloseKind, type CommandRef, changeOnHand, closeReservations, lockStock } from './inventory.ts';
 import type { DatabaseTransaction, Queryable } from './pool.ts';
@@ -129,11 +130,22 @@ export async function moveOrder(
   return row;
 }
 
-/** Closes the order's active reservations (release, finalise or expire). */
+/**
+ * Closes the order's reservations (release, finalise or expire): one per item, each exactly once.
+ * A pending order whose reservations are not all active is a broken invariant: the transaction
+ * is rolled back rather than half-applied.
+ */
 export async function closeOrderReservations(tx: DatabaseTransaction, orderId: string, to: CloseKind, command: CommandRef) {
   const ids = await tx.anyFirst(sql.type(z.object({ id: z.bigint() }))`
     select id from reservations where holder = ${orderId} and state = 'active' order by id`);
-  return closeReservations(tx, ids, to, command);
+  const closed = await closeReservations(tx, ids, to, command);
+  const items = await tx.oneFirst(
+    sql.type(z.object({ n: z.bigint() }))`select count(*) as n from order_items where order_id = ${orderId}::uuid`,
+  );
+  if (BigInt(closed.length) !== items) {
+    throw new InvariantError(`order ${orderId}: closed ${closed.length} reservations for ${items} items`);
+  }
+  return closed;
 }
 
 /** Puts a cancelled confirmed order's stock back on hand, one movement per SKU. */
