@@ -9,6 +9,7 @@ import { ExitCode, HaatError, invalidInput } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDbCommands } from './commands/db.ts';
+import { registerMoneyCommands } from './commands/money.ts';
 import { registerOrderCommands } from './commands/orders.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerStockCommands } from './commands/stock.ts';

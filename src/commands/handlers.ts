@@ -8,7 +8,7 @@ import type { Command, CommandOf, CommandType, Outcome, OutcomeError } from '../
 import { decideStockChange } from '../domain/inventory/decide-stock-change.ts';
 import { type Currency, moneyJson } from '../domain/money.ts';
 import type { Logger } from '../log.ts';
-import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckMove, precheckPlace } from './order-handlers.ts';
+import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckConfirm, precheckMove, precheckPlace } from './order-handlers.ts';
 
 export type HandlerContext = { readonly command: CommandRef; readonly actor: string; readonly log: Logger };
 
@@ -98,7 +98,7 @@ export const handlers: { readonly [T in CommandType]: Handler<T> } = {
     apply: (tx, p, context) => changeStock(tx, { sku: p.sku, delta: BigInt(p.delta), kind: 'adjust', reason: p.reason }, context),
   },
   'order.place': { precheck: precheckPlace, apply: applyPlace },
-  'order.confirm': { precheck: (db, p) => precheckMove(db, p.order, 'confirmed'), apply: applyConfirm },
+  'order.confirm': { precheck: precheckConfirm, apply: applyConfirm },
   'order.ship': {
     precheck: (db, p) => precheckMove(db, p.order, 'shipped'),
     apply: (tx, p, c) =>

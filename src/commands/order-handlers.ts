@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { findSku } from '../db/catalog.ts';
 import { type CommandRef, reserve } from '../db/inventory.ts';
+import { captureOrder, findPayment, recordPayment, reverseOrder, type UnappliedReason } from '../db/ledger.ts';
 import {
   closeOrderReservations,
   findOrder,
@@ -22,8 +23,9 @@ import { readSetting } from '../db/settings.ts';
 import { sql } from '../db/sql.ts';
 import type { CommandOf, Outcome, OutcomeError } from '../domain/commands.ts';
 import { normaliseLines } from '../domain/inventory/decide-reservation.ts';
-import { type Currency, moneyJson } from '../domain/money.ts';
+import { type Currency, moneyJson, splitBySeller } from '../domain/money.ts';
 import { decideTransition, isOrderState, type OrderState } from '../domain/orders/states.ts';
+import { snapshotHash } from '../domain/snapshot.ts';
 
 export type OrderContext = { readonly command: CommandRef; readonly actor: string };
 
@@ -85,8 +87,8 @@ export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, conte
   if (refusal) return fail(refusal);
   const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
   // Prices are the catalog's, read inside this transaction; a client never supplies one.
-  const prices = await tx.any(sql.type(z.object({ code: z.string(), price_amount: z.bigint(), currency: z.string() }))`
-    select code, price_amount, currency from skus where code = any(${sql.array(
+  const prices = await tx.any(sql.type(z.object({ code: z.string(), seller: z.string(), price_amount: z.bigint(), currency: z.string() }))`
+    select code, seller, price_amount, currency from skus where code = any(${sql.array(
       lines.map((l) => l.sku),
       'text',
     )}) order by code`);
@@ -95,8 +97,15 @@ export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, conte
   const ref = p.ref ?? refFor(context.command);
   const items = lines.map((l) => ({ sku: l.sku, qty: l.qty, unitPrice: priceOf.get(l.sku)?.price_amount ?? 0n }));
   const ttlSeconds = await readSetting(tx, 'reservation_ttl_seconds');
+  const commissionBps = await readSetting(tx, 'commission_bps');
+  const splits = splitBySeller(
+    items.map((i) => ({ seller: priceOf.get(i.sku)?.seller ?? '', total: i.unitPrice * i.qty })),
+    commissionBps,
+  );
+  const total = items.reduce((sum, i) => sum + i.unitPrice * i.qty, 0n);
+  const hash = snapshotHash({ currency, total, commissionBps, splits, items: items.map((i) => ({ ...i, total: i.unitPrice * i.qty })) });
   // The order row exists before its reservations, which name it as their holder.
-  const draft = { ref, buyer: p.buyer, currency, items, ttlSeconds };
+  const draft = { ref, buyer: p.buyer, currency, items, ttlSeconds, commissionBps, splits, snapshotHash: hash };
   const savepoint = await tx
     .transaction(async (inner) => {
       const order = await insertOrder(inner, { ...draft, state: 'pending', rejectReason: null }, context);
@@ -141,6 +150,16 @@ async function lockForMove(tx: DatabaseTransaction, key: string, to: OrderState)
   return { order };
 }
 
+/**
+ * A confirmation is accepted whenever the order exists and the payment_ref is new: a payment that
+ * cannot be applied is stored as unapplied when applied, never refused unseen.
+ */
+export async function precheckConfirm(db: Queryable, p: CommandOf<'order.confirm'>['payload']): Promise<OutcomeError | null> {
+  if (!(await findOrder(db, p.order))) return refuse('not_found', `order not found: ${p.order}`, { order: p.order });
+  const earlier = await findPayment(db, p.payment_ref);
+  return earlier ? refuse('conflict', `payment ${p.payment_ref} was already recorded (${earlier.state})`, { payment: earlier }) : null;
+}
+
 /** The move checked on an unlocked read, so a refused move stores nothing; apply checks again under lock. */
 export async function precheckMove(db: Queryable, key: string, to: OrderState): Promise<OutcomeError | null> {
   const order = await findOrder(db, key);
@@ -150,29 +169,57 @@ export async function precheckMove(db: Queryable, key: string, to: OrderState): 
   return decision.ok ? null : refuse(decision.code, `order ${order.ref}: ${decision.message}`, { order: order.ref, ...decision.details });
 }
 
+/**
+ * A captured payment for an order. Applied only when the order is pending (before its deadline,
+ * database clock) and amount and currency equal its frozen total; otherwise kept as an unapplied
+ * payment with its reason, and the order does not change. One payment_ref is recorded once.
+ */
 export async function applyConfirm(
   tx: DatabaseTransaction,
   p: CommandOf<'order.confirm'>['payload'],
   context: OrderContext,
 ): Promise<Outcome> {
-  const locked = await lockForMove(tx, p.order, 'confirmed');
-  if ('error' in locked) return fail(locked.error);
-  const { order } = locked;
-  const due = await tx.oneFirst(sql.type(z.object({ due: z.boolean() }))`select ${order.expires_at}::timestamptz <= now() as due`);
-  if (due) {
+  const earlier = await findPayment(tx, p.payment_ref);
+  if (earlier) return fail(refuse('conflict', `payment ${p.payment_ref} was already recorded (${earlier.state})`, { payment: earlier }));
+  const order = await lockOrder(tx, p.order);
+  if (!order) return fail(refuse('not_found', `order not found: ${p.order}`, { order: p.order }));
+  const amount = BigInt(p.amount);
+  const currency = p.currency ?? order.currency;
+  const due =
+    order.state === 'pending' &&
+    (await tx.oneFirst(sql.type(z.object({ due: z.boolean() }))`select ${order.expires_at}::timestamptz <= now() as due`));
+  const reason: UnappliedReason | null =
+    order.state !== 'pending' || due
+      ? 'order_not_pending'
+      : currency !== order.currency
+        ? 'currency_mismatch'
+        : amount !== order.total_amount
+          ? 'amount_mismatch'
+          : null;
+  const payment = await recordPayment(tx, {
+    paymentRef: p.payment_ref,
+    orderRef: order.ref,
+    orderId: order.id,
+    amount,
+    currency,
+    reason,
+    command: context.command,
+  });
+  if (reason !== null) {
+    const code = reason === 'order_not_pending' ? 'transition_not_allowed' : reason;
+    const why =
+      reason === 'order_not_pending'
+        ? due
+          ? `its reservation expired at ${order.expires_at}`
+          : `it is ${order.state}`
+        : reason === 'currency_mismatch'
+          ? `it is in ${order.currency}, the payment in ${currency}`
+          : `it totals ${order.total_amount}, the payment is ${amount}`;
     return fail(
-      refuse('transition_not_allowed', `order ${order.ref}: its reservation expired at ${order.expires_at}`, {
+      refuse(code, `payment ${p.payment_ref} kept as unapplied: order ${order.ref} ${why}`, {
         order: order.ref,
-        expires_at: order.expires_at,
-      }),
-    );
-  }
-  if (BigInt(p.amount) !== order.total_amount) {
-    return fail(
-      refuse('amount_mismatch', `order ${order.ref} totals ${order.total_amount}, the payment is ${p.amount}`, {
-        order: order.ref,
-        expected: order.total_amount,
-        amount: BigInt(p.amount),
+        payment,
+        expected: { amount: order.total_amount, currency: order.currency },
       }),
     );
   }
@@ -183,6 +230,7 @@ export async function applyConfirm(
     command: context.command,
     set: { payment_ref: p.payment_ref },
   });
+  await captureOrder(tx, { id: order.id, currency: order.currency, total: order.total_amount }, context.command);
   return orderOutcome(tx, moved);
 }
 
@@ -194,6 +242,7 @@ export async function applySimpleMove(
 ): Promise<Outcome> {
   const locked = await lockForMove(tx, key, to);
   if ('error' in locked) return fail(locked.error);
+  if (to === 'refunded') await reverseOrder(tx, { id: locked.order.id, currency: locked.order.currency }, 'refund', context.command);
   const moved = await moveOrder(tx, locked.order, to, {
     actor: context.actor,
     reason: context.reason,
@@ -212,7 +261,10 @@ export async function applyCancel(
   if ('error' in locked) return fail(locked.error);
   const { order } = locked;
   if (order.state === 'pending') await closeOrderReservations(tx, order.id, 'released', context.command);
-  else await restockOrder(tx, order.id, context.command);
+  else {
+    await restockOrder(tx, order.id, context.command);
+    await reverseOrder(tx, { id: order.id, currency: order.currency }, 'cancellation', context.command);
+  }
   const moved = await moveOrder(tx, order, 'cancelled', { actor: context.actor, reason: p.reason, command: context.command });
   return orderOutcome(tx, moved);
 }

@@ -2,6 +2,7 @@
 // row in the same transaction; the database trigger refuses any move the table does not allow.
 // Lock order: the order row first (FOR UPDATE), then inventory rows in ascending SKU order.
 import { z } from 'zod';
+import type { SellerSplit } from '../domain/money.ts';
 import type { OrderState } from '../domain/orders/states.ts';
 import { InvariantError } from '../errors.ts';
 import { registerConstraint } from './errors.ts';
@@ -24,6 +25,8 @@ export const OrderRow = z.object({
   payment_ref: z.string().nullable(),
   tracking: z.string().nullable(),
   created_at: z.string(),
+  commission_bps: z.number(),
+  snapshot_hash: z.string().nullable(),
 });
 export type OrderRow = z.infer<typeof OrderRow>;
 
@@ -39,7 +42,7 @@ export const TransitionRow = z.object({
 });
 export type TransitionRow = z.infer<typeof TransitionRow>;
 
-const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at`;
+const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at, commission_bps, snapshot_hash`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function byKey(key: string) {
@@ -78,6 +81,9 @@ export type NewOrder = {
   rejectReason: string | null;
   ttlSeconds: number;
   items: readonly { sku: string; qty: bigint; unitPrice: bigint }[];
+  commissionBps: number;
+  splits: readonly SellerSplit[];
+  snapshotHash: string;
 };
 
 /** Inserts the order, its items and its first transition ((new) → pending | rejected). */
@@ -88,8 +94,8 @@ export async function insertOrder(
 ): Promise<OrderRow> {
   const total = order.items.reduce((sum, item) => sum + item.unitPrice * item.qty, 0n);
   const row = await tx.one(sql.type(OrderRow)`
-    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, expires_at)
-    values (${order.ref}, ${order.buyer}, ${order.currency}, ${order.state}, ${total}, ${order.rejectReason},
+    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, snapshot_hash, expires_at)
+    values (${order.ref}, ${order.buyer}, ${order.currency}, ${order.state}, ${total}, ${order.rejectReason}, ${order.commissionBps}, ${order.snapshotHash},
             ${order.state === 'pending' ? sql.fragment`now() + make_interval(secs => ${order.ttlSeconds})` : sql.fragment`null`})
     returning ${orderColumns}`);
   await tx.query(sql.unsafe`
@@ -105,6 +111,22 @@ export async function insertOrder(
       order.items.map((i) => i.unitPrice.toString()),
       'int8',
     )}) as i(sku, qty, unit_price)`);
+  await tx.query(sql.unsafe`
+    insert into order_seller_splits (order_id, seller, subtotal, commission, payout)
+    select ${row.id}::uuid, s.seller, s.subtotal, s.commission, s.payout
+    from unnest(${sql.array(
+      order.splits.map((x) => x.seller),
+      'text',
+    )}, ${sql.array(
+      order.splits.map((x) => x.subtotal.toString()),
+      'int8',
+    )}, ${sql.array(
+      order.splits.map((x) => x.commission.toString()),
+      'int8',
+    )}, ${sql.array(
+      order.splits.map((x) => x.payout.toString()),
+      'int8',
+    )}) as s(seller, subtotal, commission, payout)`);
   await tx.query(sql.unsafe`
     insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
     values (${row.id}::uuid, null, ${order.state}, ${meta.actor}, ${order.rejectReason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);

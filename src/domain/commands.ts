@@ -76,7 +76,7 @@ export const OrderPlace = z.object({
 });
 export const OrderConfirm = z.object({
   type: z.literal('order.confirm'),
-  payload: z.strictObject({ order: OrderKey, payment_ref: Text(200), amount: Price }),
+  payload: z.strictObject({ order: OrderKey, payment_ref: Text(200), amount: Price, currency: CurrencyCode.optional() }),
 });
 export const OrderShip = z.object({
   type: z.literal('order.ship'),

@@ -71,3 +71,52 @@ export function formatMoney(money: Money): string {
 export function moneyJson(money: Money): { amount: bigint; currency: Currency } {
   return { amount: money.amount, currency: money.currency };
 }
+
+/** numerator / denominator rounded to the nearest integer, ties to even (banker's rounding). */
+export function roundHalfEven(numerator: bigint, denominator: bigint): bigint {
+  if (denominator <= 0n) throw new RangeError('denominator must be positive');
+  const negative = numerator < 0n;
+  const n = negative ? -numerator : numerator;
+  const quotient = n / denominator;
+  const twice = (n % denominator) * 2n;
+  const rounded = twice > denominator || (twice === denominator && quotient % 2n === 1n) ? quotient + 1n : quotient;
+  return negative ? -rounded : rounded;
+}
+
+/**
+ * Splits `total` in proportion to `weights` (largest remainder): the parts always sum to `total`
+ * exactly; leftover units go to the largest remainders, ties to the earlier weight.
+ */
+export function allocate(total: bigint, weights: readonly bigint[]): bigint[] {
+  const sum = weights.reduce((a, b) => a + b, 0n);
+  if (weights.some((w) => w < 0n)) throw new RangeError('weights must not be negative');
+  if (sum === 0n) return weights.map((_, i) => (i === 0 ? total : 0n));
+  const parts = weights.map((w) => (total * w) / sum);
+  const remainders = weights.map((w, i) => ({ i, r: (total * w) % sum }));
+  let left = total - parts.reduce((a, b) => a + b, 0n);
+  remainders.sort((a, b) => (a.r === b.r ? a.i - b.i : a.r > b.r ? -1 : 1));
+  for (const { i } of remainders) {
+    if (left === 0n) break;
+    parts[i] = (parts[i] ?? 0n) + 1n;
+    left -= 1n;
+  }
+  return parts;
+}
+
+export type SellerSplit = { readonly seller: string; readonly subtotal: bigint; readonly commission: bigint; readonly payout: bigint };
+
+/**
+ * Per seller: commission = round_half_even(seller subtotal × bps / 10000), payout = subtotal −
+ * commission. Payouts + commissions = the order total, exactly, by construction.
+ */
+export function splitBySeller(lines: readonly { seller: string; total: bigint }[], bps: number): SellerSplit[] {
+  if (!Number.isInteger(bps) || bps < 0 || bps > 10_000) throw new RangeError('bps must be an integer 0–10000');
+  const subtotals = new Map<string, bigint>();
+  for (const line of lines) subtotals.set(line.seller, (subtotals.get(line.seller) ?? 0n) + line.total);
+  return [...subtotals.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([seller, subtotal]) => {
+      const commission = roundHalfEven(subtotal * BigInt(bps), 10_000n);
+      return { seller, subtotal, commission, payout: subtotal - commission };
+    });
+}

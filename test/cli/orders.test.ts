@@ -91,7 +91,7 @@ describe('haat order', () => {
 
   test('moves through its states; a disallowed move exits 3; history shows actors and reasons, oldest first', async () => {
     assert.equal(
-      (await cli('order', 'confirm', 'S-1001', '--payment-ref', 'pay_1', '--amount', '51995', '--json')).code,
+      (await cli('order', 'confirm', 'S-1001', '--payment-ref', 'pay_0', '--amount', '51995', '--json')).code,
       3,
       'amount_mismatch',
     );
