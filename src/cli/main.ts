@@ -26,6 +26,7 @@ const registrars: readonly Registrar[] = [
   registerCatalogCommands,
   registerStockCommands,
   registerOrderCommands,
+  registerMoneyCommands,
 ];
 
 export function buildProgram(base: BaseDeps): Command {

@@ -23,7 +23,7 @@ import { readSetting } from '../db/settings.ts';
 import { sql } from '../db/sql.ts';
 import type { CommandOf, Outcome, OutcomeError } from '../domain/commands.ts';
 import { normaliseLines } from '../domain/inventory/decide-reservation.ts';
-import { type Currency, moneyJson, splitBySeller } from '../domain/money.ts';
+import { type Currency, MAX_ORDER_TOTAL, moneyJson, splitBySeller } from '../domain/money.ts';
 import { decideTransition, isOrderState, type OrderState } from '../domain/orders/states.ts';
 import { snapshotHash } from '../domain/snapshot.ts';
 
@@ -78,6 +78,12 @@ export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<Out
   const currencies = [...new Set(skus.map((s) => s?.currency))];
   if (currencies.length > 1)
     return refuse('currency_mismatch', `an order is single-currency; these items are in ${currencies.join(', ')}`, { currencies });
+  const total = lines.reduce((sum, l, i) => sum + (skus[i]?.price_amount ?? 0n) * l.qty, 0n);
+  if (total > MAX_ORDER_TOTAL)
+    return refuse('invalid_input', `the order total ${total} is over the maximum ${MAX_ORDER_TOTAL} minor units`, {
+      total,
+      max: MAX_ORDER_TOTAL,
+    });
   if (p.ref && (await findOrder(db, p.ref))) return refuse('conflict', `order ref ${p.ref} is already taken`, { ref: p.ref });
   return null;
 }

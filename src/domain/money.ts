@@ -33,6 +33,9 @@ export type Money = { readonly amount: bigint; readonly currency: Currency };
 /** The largest unit price, in minor units (10^12: ₹10,00,00,00,000.00). */
 export const MAX_PRICE = 1_000_000_000_000n;
 
+/** The largest order total, in minor units: 10^18, inside PostgreSQL's int8 with room to spare. */
+export const MAX_ORDER_TOTAL = 1_000_000_000_000_000_000n;
+
 export function isCurrency(code: string): code is Currency {
   return Object.hasOwn(currencies, code);
 }
@@ -120,3 +123,22 @@ export function splitBySeller(lines: readonly { seller: string; total: bigint }[
       return { seller, subtotal, commission, payout: subtotal - commission };
     });
 }
+
+/** Mixing currencies in arithmetic is a bug in the caller, never a value. */
+export class CurrencyMismatchError extends Error {
+  override name = 'CurrencyMismatchError';
+}
+
+function same(a: Money, b: Money): Currency {
+  if (a.currency !== b.currency) throw new CurrencyMismatchError(`cannot combine ${a.currency} with ${b.currency}`);
+  return a.currency;
+}
+
+export const addMoney = (a: Money, b: Money): Money => ({ amount: a.amount + b.amount, currency: same(a, b) });
+export const subtractMoney = (a: Money, b: Money): Money => ({ amount: a.amount - b.amount, currency: same(a, b) });
+export const multiplyMoney = (a: Money, quantity: bigint): Money => ({ amount: a.amount * quantity, currency: a.currency });
+/** -1, 0 or 1. */
+export const compareMoney = (a: Money, b: Money): -1 | 0 | 1 => {
+  same(a, b);
+  return a.amount < b.amount ? -1 : a.amount > b.amount ? 1 : 0;
+};

@@ -132,4 +132,31 @@ describe('haat order', () => {
     assert.equal(json((await cli('order', 'show', 'S-1003', '--json')).stdout).state, 'expired');
     assert.equal((await cli('order', 'cancel', 'S-1003', '--reason', 'too late', '--json')).code, 3);
   });
+
+  test('payments unapplied lists what could not be applied; ledger balances nets to zero after a refund', async () => {
+    const unapplied = json((await cli('payments', 'unapplied', '--json')).stdout);
+    assert.deepEqual(
+      unapplied.map((p: { payment_ref: string; order_ref: string; amount: unknown; reason: string }) => [
+        p.payment_ref,
+        p.order_ref,
+        p.amount,
+        p.reason,
+      ]),
+      [['pay_0', 'S-1001', { amount: 51995, currency: 'INR' }, 'amount_mismatch']],
+    );
+    const ledger = json((await cli('ledger', 'balances', '--order', 'S-1001', '--json')).stdout);
+    assert.deepEqual(
+      ledger.map((b: { account: string; balance: { amount: number } }) => [b.account, b.balance.amount]),
+      [
+        ['platform_commission', 0],
+        ['psp_clearing', 0],
+        ['seller_payable:tea-house', 0],
+      ],
+      'refunded: every account back to zero',
+    );
+    assert.equal((await cli('ledger', 'balances', '--order', 'NOPE-1', '--json')).code, 4);
+    const human = await cli('ledger', 'balances');
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /^ACCOUNT\s+BALANCE/);
+  });
 });

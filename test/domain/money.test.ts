@@ -93,3 +93,17 @@ describe('inventory decisions', () => {
     );
   });
 });
+
+describe('money arithmetic', () => {
+  test('adds, subtracts, multiplies and compares exactly, and refuses mixed currencies', async () => {
+    const { addMoney, compareMoney, CurrencyMismatchError, multiplyMoney, subtractMoney } = await import('../../src/domain/money.ts');
+    const inr = (amount: bigint) => ({ amount, currency: 'INR' as const });
+    assert.deepEqual(addMoney(inr(9007199254740993n), inr(1n)), inr(9007199254740994n));
+    assert.deepEqual(subtractMoney(inr(5n), inr(7n)), inr(-2n));
+    assert.deepEqual(multiplyMoney(inr(1_000_000_000_000n), 1_000_000n), inr(10n ** 18n));
+    assert.equal(compareMoney(inr(2n), inr(10n)), -1);
+    assert.equal(compareMoney(inr(10n), inr(10n)), 0);
+    assert.throws(() => addMoney(inr(1n), { amount: 1n, currency: 'USD' }), CurrencyMismatchError);
+    assert.throws(() => compareMoney(inr(1n), { amount: 1n, currency: 'JPY' }), CurrencyMismatchError);
+  });
+});
