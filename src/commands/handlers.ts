@@ -4,11 +4,12 @@
 import { findSeller, findSku, insertSeller, insertSku, type SkuRow } from '../db/catalog.ts';
 import { type CommandRef, changeOnHand, lockStock, type StockRow, stockOf } from '../db/inventory.ts';
 import type { DatabaseTransaction, Queryable } from '../db/pool.ts';
-import type { Command, CommandOf, CommandType, Outcome, OutcomeError } from '../domain/commands.ts';
+import type { CommandOf, CommandType, Outcome, OutcomeError } from '../domain/commands.ts';
 import { decideStockChange } from '../domain/inventory/decide-stock-change.ts';
 import { type Currency, moneyJson } from '../domain/money.ts';
 import type { Logger } from '../log.ts';
 import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckConfirm, precheckMove, precheckPlace } from './order-handlers.ts';
+import { fail, refuse } from './outcome.ts';
 
 export type HandlerContext = { readonly command: CommandRef; readonly actor: string; readonly log: Logger };
 
@@ -30,13 +31,6 @@ export function skuJson(row: SkuRow, stock: StockRow | null) {
     stock: stock ? stockJson(stock) : null,
   };
 }
-
-const refuse = (code: OutcomeError['code'], message: string, details: Record<string, unknown> = {}): OutcomeError => ({
-  code,
-  message,
-  details,
-});
-const fail = (error: OutcomeError): Outcome => ({ ok: false, error });
 
 async function skuMustExist(db: Queryable, sku: string): Promise<OutcomeError | null> {
   return (await findSku(db, sku)) ? null : refuse('not_found', `SKU not found: ${sku}`, { sku });
@@ -122,5 +116,3 @@ export const handlers: { readonly [T in CommandType]: Handler<T> } = {
 export function handlerFor<T extends CommandType>(command: CommandOf<T>): Handler<T> {
   return handlers[command.type as T];
 }
-
-export type { Command };

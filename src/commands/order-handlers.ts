@@ -26,15 +26,9 @@ import { normaliseLines } from '../domain/inventory/decide-reservation.ts';
 import { type Currency, MAX_ORDER_TOTAL, moneyJson, splitBySeller } from '../domain/money.ts';
 import { decideTransition, isOrderState, type OrderState } from '../domain/orders/states.ts';
 import { snapshotHash } from '../domain/snapshot.ts';
+import { fail, refuse } from './outcome.ts';
 
 export type OrderContext = { readonly command: CommandRef; readonly actor: string };
-
-const refuse = (code: OutcomeError['code'], message: string, details: Record<string, unknown> = {}): OutcomeError => ({
-  code,
-  message,
-  details,
-});
-const fail = (error: OutcomeError): Outcome => ({ ok: false, error });
 
 export function orderJson(order: OrderRow, items: readonly OrderItemRow[]) {
   const currency = order.currency as Currency;
