@@ -13,6 +13,7 @@ import { registerMoneyCommands } from './commands/money.ts';
 import { registerOrderCommands } from './commands/orders.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerStockCommands } from './commands/stock.ts';
+import { registerWebhookCommands } from './commands/webhook.ts';
 import type { BaseDeps } from './context.ts';
 import { type Io, processIo } from './io.ts';
 import { createOutput } from './output.ts';
@@ -27,6 +28,7 @@ const registrars: readonly Registrar[] = [
   registerStockCommands,
   registerOrderCommands,
   registerMoneyCommands,
+  registerWebhookCommands,
 ];
 
 export function buildProgram(base: BaseDeps): Command {

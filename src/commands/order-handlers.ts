@@ -69,7 +69,7 @@ export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<Out
   const skus = await Promise.all(lines.map((l) => findSku(db, l.sku)));
   const missing = lines.filter((_, i) => !skus[i]).map((l) => l.sku);
   if (missing.length) return refuse('not_found', `SKU not found: ${missing.join(', ')}`, { skus: missing });
-  const currencies = [...new Set(skus.map((s) => s?.currency))];
+  const currencies = [...new Set([...(p.currency ? [p.currency] : []), ...skus.map((s) => s?.currency)])];
   if (currencies.length > 1)
     return refuse('currency_mismatch', `an order is single-currency; these items are in ${currencies.join(', ')}`, { currencies });
   const total = lines.reduce((sum, l, i) => sum + (skus[i]?.price_amount ?? 0n) * l.qty, 0n);

@@ -68,6 +68,8 @@ export const OrderPlace = z.object({
   payload: z.strictObject({
     buyer: Text(200),
     ref: OrderRef.optional(),
+    /** When the sender states the currency (webhooks), every item must be priced in it. */
+    currency: CurrencyCode.optional(),
     items: z
       .array(z.strictObject({ sku: SkuCode, qty: Quantity }))
       .min(1, 'an order needs at least one item')

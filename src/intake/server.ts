@@ -5,12 +5,15 @@ import type { AddressInfo } from 'node:net';
 import { migrationsCurrent } from '../db/migrate.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
+import type { WebhookSecrets } from './secrets.ts';
+import { handleWebhook } from './webhooks.ts';
 
 export type IntakeOptions = {
   readonly pool: DatabasePool;
   readonly log: Logger;
   /** The newest committed migration, read at start-up; /readyz wants it applied. */
   readonly expectedMigration: string | undefined;
+  readonly secrets: WebhookSecrets;
 };
 
 export type RunningIntake = {
@@ -57,6 +60,24 @@ export function createIntakeHandler(options: IntakeOptions): http.RequestListene
 
   return (req, res) => {
     const path = new URL(req.url ?? '/', 'http://intake').pathname;
+    const webhook = /^\/webhooks\/([^/]+)$/.exec(path);
+    if (webhook) {
+      if (req.method !== 'POST') {
+        req.resume();
+        sendJson(res, 405, { error: { code: 'method_not_allowed', message: 'webhooks are POSTed', details: {} } }, { allow: 'POST' });
+        return;
+      }
+      handleWebhook(req, decodeURIComponent(webhook[1] ?? ''), { pool: options.pool, log, secrets: options.secrets })
+        .then((reply) => {
+          if (reply.status >= 500) log.warn({ status: reply.status, path }, 'webhook not stored');
+          sendJson(res, reply.status, reply.body, reply.status === 413 ? { connection: 'close' } : {});
+        })
+        .catch((error: unknown) => {
+          log.error({ err: error, path }, 'webhook handler failed');
+          if (!res.headersSent) sendJson(res, 500, { error: { code: 'internal', message: 'internal error', details: {} } });
+        });
+      return;
+    }
     const route = routes[path];
     if (!route) {
       sendJson(res, 404, { error: { code: 'not_found', message: `no route ${path}`, details: {} } });

@@ -1,60 +1,20 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { describe, test } from 'node:test';
 import { committedMigrations } from '../../src/db/migrate.ts';
 import { createDatabasePool } from '../../src/db/pool.ts';
 import { startIntake } from '../../src/intake/server.ts';
 import { createLogger } from '../../src/log.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { databaseProxy } from '../helpers/proxy.ts';
 
 const log = createLogger('silent');
 const db = await createTestDatabase();
+const noSecrets = { storefront: [], payments: [], logistics: [] };
 const expectedMigration = (await committedMigrations()).at(-1);
-
-/**
- * A TCP proxy in front of the real database: closing it is the database going away for the
- * intake (connections refused, open ones cut), and reopening it on the same port brings it back.
- */
-async function databaseProxy(target: URL) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let port = 0;
-  const open = () =>
-    new Promise<void>((resolve) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(Number(target.port), target.hostname);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => undefined);
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      server.listen(port, '127.0.0.1', () => {
-        port = (server?.address() as net.AddressInfo | null)?.port ?? port;
-        resolve();
-      });
-    });
-  await open();
-  return {
-    url: () => {
-      const u = new URL(target);
-      u.hostname = '127.0.0.1';
-      u.port = String(port);
-      return u.toString();
-    },
-    down: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server?.close(() => resolve());
-      }),
-    up: open,
-  };
-}
 
 describe('the intake', () => {
   test('answers /healthz, 404 for an unknown path and 405 with Allow for a wrong method', async () => {
-    const intake = await startIntake({ pool: db.pool, log, expectedMigration, port: 0, host: '127.0.0.1' });
+    const intake = await startIntake({ pool: db.pool, log, expectedMigration, secrets: noSecrets, port: 0, host: '127.0.0.1' });
     try {
       const health = await fetch(`${intake.url}/healthz`);
       assert.equal(health.status, 200);
@@ -73,7 +33,7 @@ describe('the intake', () => {
   test('/readyz is 503 while the database is unreachable and 200 again once it is back', async () => {
     const proxy = await databaseProxy(new URL(db.url));
     const pool = await createDatabasePool(proxy.url(), { connectionTimeoutMs: 1_000 });
-    const intake = await startIntake({ pool, log, expectedMigration, port: 0, host: '127.0.0.1' });
+    const intake = await startIntake({ pool, log, expectedMigration, secrets: noSecrets, port: 0, host: '127.0.0.1' });
     try {
       assert.equal((await fetch(`${intake.url}/readyz`)).status, 200);
       await proxy.down();
@@ -96,7 +56,14 @@ describe('the intake', () => {
   });
 
   test('/readyz is 503 when migrations are not current', async () => {
-    const intake = await startIntake({ pool: db.pool, log, expectedMigration: '999999.sql', port: 0, host: '127.0.0.1' });
+    const intake = await startIntake({
+      pool: db.pool,
+      log,
+      expectedMigration: '999999.sql',
+      secrets: noSecrets,
+      port: 0,
+      host: '127.0.0.1',
+    });
     try {
       const response = await fetch(`${intake.url}/readyz`);
       assert.equal(response.status, 503);

@@ -3,6 +3,7 @@
 // stop the embedded PostgreSQL if this process started it.
 import type { Command } from 'commander';
 import { committedMigrations, migrateDatabase } from '../../db/migrate.ts';
+import { ensureWebhookSecrets, loadWebhookSecrets } from '../../intake/secrets.ts';
 import { type RunningIntake, startIntake } from '../../intake/server.ts';
 import type { Logger } from '../../log.ts';
 import { type RunningWorker, startWorker } from '../../worker/run-worker.ts';
@@ -46,6 +47,10 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
   await deps.withDatabase(
     async (db) => {
       await migrateDatabase(db.url, log);
+      if (input.intake && input.worker) {
+        const created = await ensureWebhookSecrets(deps.config.home, deps.io.env);
+        if (created) deps.output.note(`webhook secrets generated in ${created} (set HAAT_WEBHOOK_SECRET_<SOURCE> to use your own)`);
+      }
       const expectedMigration = (await committedMigrations()).at(-1);
       let worker: RunningWorker | undefined;
       let intake: RunningIntake | undefined;
@@ -54,7 +59,8 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
           worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: input.worker.concurrency });
         }
         if (input.intake) {
-          intake = await startIntake({ pool: db.pool, log, expectedMigration, port: input.intake.port, host: input.intake.host });
+          const secrets = await loadWebhookSecrets(deps.config.home, deps.io.env);
+          intake = await startIntake({ pool: db.pool, log, expectedMigration, secrets, port: input.intake.port, host: input.intake.host });
         }
         const started: ServicesStarted = {
           database: db.description,

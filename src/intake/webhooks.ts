@@ -1,0 +1,130 @@
+// POST /webhooks/<source>: Standard Webhooks signatures over the raw bytes, a body limit enforced
+// while reading, then — in one transaction — the event stored in the inbox and its command's
+// idempotency key claimed with its job. A bad request is a 4xx with a JSON error, never a 500.
+import { createHash } from 'node:crypto';
+import type http from 'node:http';
+import { Webhook } from 'standardwebhooks';
+import { z } from 'zod';
+import { isConnectionFailure } from '../db/errors.ts';
+import { claimKeyAndEnqueue } from '../db/idempotency.ts';
+import type { DatabasePool } from '../db/pool.ts';
+import { sql } from '../db/sql.ts';
+import { inTransaction } from '../db/transaction.ts';
+import { Command, fingerprint, IdempotencyKey } from '../domain/commands.ts';
+import { eventToCommand, type Source, sources } from '../domain/events.ts';
+import { parseJsonExact } from '../domain/json.ts';
+import type { Logger } from '../log.ts';
+import type { WebhookSecrets } from './secrets.ts';
+
+export const MAX_BODY_BYTES = 256 * 1024;
+
+export type WebhookDeps = { readonly pool: DatabasePool; readonly log: Logger; readonly secrets: WebhookSecrets };
+
+type Reply = { status: number; body: unknown };
+const error = (status: number, code: string, message: string): Reply => ({ status, body: { error: { code, message, details: {} } } });
+
+export function isSource(value: string): value is Source {
+  return (sources as readonly string[]).includes(value);
+}
+
+/** Reads the body, refusing more than `limit` bytes as soon as it is known (413). */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
+  const declared = Number.parseInt(req.headers['content-length'] ?? '', 10);
+  if (Number.isInteger(declared) && declared > limit) return Promise.resolve('too_large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve('too_large');
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export async function handleWebhook(req: http.IncomingMessage, source: string, deps: WebhookDeps): Promise<Reply> {
+  if (!isSource(source)) return error(404, 'not_found', `unknown source ${source}`);
+  const type = (header(req, 'content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') {
+    req.resume();
+    return error(415, 'unsupported_media_type', 'Content-Type must be application/json');
+  }
+  const raw = await readBody(req, MAX_BODY_BYTES);
+  if (raw === 'too_large') return error(413, 'payload_too_large', `the body is over ${MAX_BODY_BYTES} bytes`);
+
+  const id = header(req, 'webhook-id');
+  const timestamp = header(req, 'webhook-timestamp');
+  const signature = header(req, 'webhook-signature');
+  if (!id || !timestamp) return error(400, 'invalid_input', 'webhook-id and webhook-timestamp headers are required');
+  if (!signature) return error(401, 'unauthorized', 'the webhook-signature header is missing');
+  if (!IdempotencyKey.safeParse(id).success) return error(400, 'invalid_input', 'webhook-id must be printable ASCII, 1–255 characters');
+  const secrets = deps.secrets[source];
+  const verified = secrets.some((secret) => {
+    try {
+      new Webhook(secret).verify(
+        raw,
+        { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature },
+        { jsonParse: false },
+      );
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!verified) return error(401, 'unauthorized', 'signature missing or wrong, or timestamp outside ±5 minutes');
+
+  let body: unknown;
+  try {
+    body = parseJsonExact(raw.toString('utf8'));
+  } catch {
+    return error(400, 'invalid_input', 'the body is not JSON');
+  }
+  const parsed = eventToCommand(source, body);
+  if (!parsed.ok) return error(400, 'invalid_input', parsed.message);
+  const command = Command.safeParse(parsed.event.command);
+  if (!command.success)
+    return error(400, 'invalid_input', command.error.issues.map((i) => `${i.path.slice(1).join('.')}: ${i.message}`).join('; '));
+
+  const scope = `webhook:${source}`;
+  const bodyHash = createHash('sha256').update(raw).digest('hex');
+  try {
+    const stored = await inTransaction(deps.pool, async (tx) => {
+      const inserted = await tx.query(sql.unsafe`
+        insert into webhook_events (source, webhook_id, event_type, body_sha256, body)
+        values (${source}, ${id}, ${parsed.event.type}, ${bodyHash}, ${raw.toString('utf8')})
+        on conflict (source, webhook_id) do nothing`);
+      if (inserted.rowCount === 0) return 'exists' as const;
+      await claimKeyAndEnqueue(tx, {
+        scope,
+        key: id,
+        fingerprint: fingerprint(command.data),
+        command: command.data,
+        actor: `webhook:${source}`,
+      });
+      return 'new' as const;
+    });
+    if (stored === 'new') return { status: 202, body: { accepted: true, id } };
+    const earlier = await deps.pool.oneFirst(
+      sql.type(
+        z.object({ body_sha256: z.string() }),
+      )`select body_sha256 from webhook_events where source = ${source} and webhook_id = ${id}`,
+    );
+    if (earlier !== bodyHash) return error(409, 'idempotency_conflict', `webhook-id ${id} was already used with another body`);
+    return { status: 200, body: { duplicate: true, id } };
+  } catch (e) {
+    if (isConnectionFailure(e)) return error(503, 'database_unavailable', 'the database is unreachable; retry later');
+    throw e;
+  }
+}
