@@ -233,3 +233,34 @@ describe('events become commands', () => {
     assert.equal(outcome?.ok === false && outcome.error.code, 'currency_mismatch');
   });
 });
+
+describe('haat webhook send', () => {
+  test('signs with the configured secret and posts; a replay with the same id is a duplicate', async () => {
+    const { runCli } = await import('../helpers/cli.ts');
+    const env = { DATABASE_URL: db.url, HAAT_WEBHOOK_SECRET_STOREFRONT: secret };
+    const data = JSON.stringify({ ref: 'W-cli', buyer: 'b-1', currency: 'INR', items: [{ sku: 'TEA-1KG', qty: 1 }] });
+    const argv = [
+      'webhook',
+      'send',
+      'order.placed',
+      '--source',
+      'storefront',
+      '--data',
+      data,
+      '--id',
+      'evt_cli',
+      '--url',
+      `${intake.url}/webhooks/storefront`,
+      '--at',
+      '2026-11-25T10:00:00Z',
+      '--json',
+    ];
+    const first = await runCli(argv, { env });
+    assert.equal(first.code, 0, first.stdout);
+    assert.deepEqual(JSON.parse(first.stdout), { id: 'evt_cli', status: 202, response: { accepted: true, id: 'evt_cli' } });
+    const again = await runCli(argv, { env });
+    assert.equal(JSON.parse(again.stdout).status, 200, again.stdout);
+    const bad = await runCli(['webhook', 'send', 'order.placed', '--source', 'storefront', '--data', '{', '--json'], { env });
+    assert.equal(bad.code, 2);
+  });
+});

@@ -20,58 +20,67 @@ export function registerWebhookCommands(program: Command, base: BaseDeps): void 
     .option('--data <json>', 'the event’s data object, as JSON')
     .option('--id <event-id>', 'webhook-id (default: a new one; reuse it to replay)')
     .option('--url <url>', 'intake URL (default: http://127.0.0.1:$PORT/webhooks/<source>)')
-    .action(async (rawType: string | undefined, opts: { source?: string; data?: string; id?: string; url?: string }, command: Command) => {
-      const deps = buildDeps(base, command, 'warn');
-      const type = await requireValue(deps.prompter, rawType, { name: 'type', message: 'Event type' });
-      const source = await requireValue(deps.prompter, opts.source, { name: 'source', message: 'Source' });
-      if (!isSource(source)) throw invalidInput('--source must be storefront, payments or logistics', { source });
-      const rawData = await requireValue(deps.prompter, opts.data, { name: 'data', message: 'Data (JSON)' });
-      let data: unknown;
-      try {
-        data = JSON.parse(rawData);
-      } catch {
-        throw invalidInput('--data is not JSON');
-      }
-      const secret = (await loadWebhookSecrets(deps.config.home, deps.io.env))[source][0];
-      if (!secret) throw invalidInput(`no secret for ${source}: set HAAT_WEBHOOK_SECRET_${source.toUpperCase()} or run haat up once`);
-      const id = opts.id ?? `evt_${randomUUID()}`;
-      const body = JSON.stringify({ type, timestamp: new Date().toISOString(), data });
-      const now = new Date();
-      const url = opts.url ?? `http://127.0.0.1:${deps.config.port}/webhooks/${source}`;
-      let response: Response;
-      try {
-        response = await fetch(url, {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'webhook-id': id,
-            'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-            'webhook-signature': new Webhook(secret).sign(id, now, body),
-          },
-          body,
-        });
-      } catch (error) {
-        throw new HaatError('internal', `could not reach ${url}`, { url }, { cause: error });
-      }
-      const text = await response.text();
-      let reply: unknown = text;
-      try {
-        reply = JSON.parse(text);
-      } catch {
-        // not JSON: keep the text
-      }
-      const result = { id, status: response.status, response: reply };
-      if (response.status >= 400) {
-        const code =
-          response.status === 409
-            ? 'idempotency_conflict'
-            : response.status === 404
-              ? 'not_found'
-              : response.status >= 500
-                ? 'internal'
-                : 'invalid_input';
-        throw new HaatError(code, `the intake answered ${response.status}: ${text}`, result);
-      }
-      deps.output.result(result, () => `${response.status} ${text} (webhook-id ${id})`);
-    });
+    .option('--at <iso-8601>', 'the event’s own timestamp (default: now); a replay must repeat the same body')
+    .action(
+      async (
+        rawType: string | undefined,
+        opts: { source?: string; data?: string; id?: string; url?: string; at?: string },
+        command: Command,
+      ) => {
+        const deps = buildDeps(base, command, 'warn');
+        const type = await requireValue(deps.prompter, rawType, { name: 'type', message: 'Event type' });
+        const source = await requireValue(deps.prompter, opts.source, { name: 'source', message: 'Source' });
+        if (!isSource(source)) throw invalidInput('--source must be storefront, payments or logistics', { source });
+        const rawData = await requireValue(deps.prompter, opts.data, { name: 'data', message: 'Data (JSON)' });
+        let data: unknown;
+        try {
+          data = JSON.parse(rawData);
+        } catch {
+          throw invalidInput('--data is not JSON');
+        }
+        const secret = (await loadWebhookSecrets(deps.config.home, deps.io.env))[source][0];
+        if (!secret) throw invalidInput(`no secret for ${source}: set HAAT_WEBHOOK_SECRET_${source.toUpperCase()} or run haat up once`);
+        const id = opts.id ?? `evt_${randomUUID()}`;
+        const at = opts.at ?? new Date().toISOString();
+        if (Number.isNaN(Date.parse(at))) throw invalidInput('--at must be an ISO-8601 timestamp', { at });
+        const body = JSON.stringify({ type, timestamp: at, data });
+        const now = new Date();
+        const url = opts.url ?? `http://127.0.0.1:${deps.config.port}/webhooks/${source}`;
+        let response: Response;
+        try {
+          response = await fetch(url, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'webhook-id': id,
+              'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+              'webhook-signature': new Webhook(secret).sign(id, now, body),
+            },
+            body,
+          });
+        } catch (error) {
+          throw new HaatError('internal', `could not reach ${url}`, { url }, { cause: error });
+        }
+        const text = await response.text();
+        let reply: unknown = text;
+        try {
+          reply = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text
+        }
+        const result = { id, status: response.status, response: reply };
+        if (response.status >= 400) {
+          const code =
+            response.status === 409
+              ? 'idempotency_conflict'
+              : response.status === 404
+                ? 'not_found'
+                : response.status >= 500
+                  ? 'internal'
+                  : 'invalid_input';
+          throw new HaatError(code, `the intake answered ${response.status}: ${text}`, result);
+        }
+        deps.output.result(result, () => `${response.status} ${text} (webhook-id ${id})`);
+      },
+    );
 }
