@@ -9,7 +9,21 @@ import { Command, type Outcome } from '../domain/commands.ts';
 import type { Logger } from '../log.ts';
 import { handlerFor } from './handlers.ts';
 
-export async function applyCommand(pool: DatabasePool, scope: string, key: string, log: Logger): Promise<Outcome | null> {
+/** How long an event that names an order not placed yet is retried before its outcome is kept. */
+export const OUT_OF_ORDER_WINDOW_MS = 10 * 60_000;
+
+/** Thrown to roll back and let the queue retry later (with backoff): the event may be early. */
+export class RetryLater extends Error {
+  override name = 'RetryLater';
+}
+
+export async function applyCommand(
+  pool: DatabasePool,
+  scope: string,
+  key: string,
+  log: Logger,
+  options: { outOfOrderWindowMs?: number } = {},
+): Promise<Outcome | null> {
   try {
     return await inTransaction(
       pool,
@@ -17,9 +31,16 @@ export async function applyCommand(pool: DatabasePool, scope: string, key: strin
         const row = await lockKey(tx, scope, key);
         if (!row) return null;
         if (row.state === 'done') return outcomeOf(row);
+        // Upstream events may arrive before the order they name; CLI commands never wait.
+        const mayBeEarly = scope.startsWith('webhook:') && row.age_ms < (options.outOfOrderWindowMs ?? OUT_OF_ORDER_WINDOW_MS);
         const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });
         const outcome: Outcome = parsed.success
-          ? await handlerFor(parsed.data).apply(tx, parsed.data.payload as never, { command: { scope, key }, actor: row.actor, log })
+          ? await handlerFor(parsed.data).apply(tx, parsed.data.payload as never, {
+              command: { scope, key },
+              actor: row.actor,
+              log,
+              final: !mayBeEarly,
+            })
           : {
               ok: false,
               error: {
@@ -28,6 +49,9 @@ export async function applyCommand(pool: DatabasePool, scope: string, key: strin
                 details: { type: row.command_type },
               },
             };
+        if (mayBeEarly && !outcome.ok && outcome.error.code === 'not_found' && 'order' in outcome.error.details) {
+          throw new RetryLater(`order ${String(outcome.error.details.order)} not found yet; the queue will retry`);
+        }
         await recordOutcome(tx, scope, key, outcome);
         return storedForm(outcome);
       },

@@ -11,7 +11,13 @@ import type { Logger } from '../log.ts';
 import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckConfirm, precheckMove, precheckPlace } from './order-handlers.ts';
 import { fail, refuse } from './outcome.ts';
 
-export type HandlerContext = { readonly command: CommandRef; readonly actor: string; readonly log: Logger };
+export type HandlerContext = {
+  readonly command: CommandRef;
+  readonly actor: string;
+  readonly log: Logger;
+  /** False while an event may still be early (its order not yet placed): see applyCommand. */
+  readonly final: boolean;
+};
 
 type Handler<T extends CommandType> = {
   readonly precheck: (db: Queryable, payload: CommandOf<T>['payload']) => Promise<OutcomeError | null>;

@@ -28,7 +28,7 @@ import { decideTransition, isOrderState, type OrderState } from '../domain/order
 import { snapshotHash } from '../domain/snapshot.ts';
 import { fail, refuse } from './outcome.ts';
 
-export type OrderContext = { readonly command: CommandRef; readonly actor: string };
+export type OrderContext = { readonly command: CommandRef; readonly actor: string; readonly final?: boolean };
 
 export function orderJson(order: OrderRow, items: readonly OrderItemRow[]) {
   const currency = order.currency as Currency;
@@ -182,7 +182,21 @@ export async function applyConfirm(
   const earlier = await findPayment(tx, p.payment_ref);
   if (earlier) return fail(refuse('conflict', `payment ${p.payment_ref} was already recorded (${earlier.state})`, { payment: earlier }));
   const order = await lockOrder(tx, p.order);
-  if (!order) return fail(refuse('not_found', `order not found: ${p.order}`, { order: p.order }));
+  if (!order) {
+    // Never dropped: once the wait for an early payment is over, it is kept as unapplied.
+    if (context.final !== false) {
+      await recordPayment(tx, {
+        paymentRef: p.payment_ref,
+        orderRef: p.order,
+        orderId: null,
+        amount: BigInt(p.amount),
+        currency: p.currency ?? 'INR',
+        reason: 'order_not_found',
+        command: context.command,
+      });
+    }
+    return fail(refuse('not_found', `order not found: ${p.order}`, { order: p.order }));
+  }
   const amount = BigInt(p.amount);
   const currency = p.currency ?? order.currency;
   const due =

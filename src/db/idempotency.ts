@@ -15,6 +15,8 @@ export const KeyRow = z.object({
   actor: z.string(),
   state: z.enum(['pending', 'done']),
   outcome_text: z.string().nullable(),
+  /** Milliseconds since the key was claimed, by the database clock. */
+  age_ms: z.number(),
 });
 export type KeyRow = z.infer<typeof KeyRow>;
 
@@ -45,13 +47,15 @@ export function jobKeyOf(scope: string, key: string): string {
 
 export async function findKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
   return db.maybeOne(sql.type(KeyRow)`
-    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text,
+           (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
     from idempotency_keys where scope = ${scope} and key = ${key}`);
 }
 
 export async function lockKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
   return db.maybeOne(sql.type(KeyRow)`
-    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text,
+           (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
     from idempotency_keys where scope = ${scope} and key = ${key} for update`);
 }
 

@@ -234,6 +234,34 @@ describe('events become commands', () => {
   });
 });
 
+describe('out-of-order delivery', () => {
+  test('a payment before its order waits (the job is retried) and applies once the order exists', async () => {
+    const { RetryLater } = await import('../../src/commands/apply-command.ts');
+    const pay = event('payment.captured', { order_ref: 'W-late', payment_ref: 'pay_early', amount: 12999, currency: 'INR' });
+    assert.equal((await send(pay, { source: 'payments', id: 'evt_early_pay' })).status, 202);
+    await assert.rejects(applyCommand(db.pool, 'webhook:payments', 'evt_early_pay', silent), RetryLater);
+    const pending = await db.pool.oneFirst(
+      sql.type(z.object({ state: z.string() }))`select state from idempotency_keys where key = 'evt_early_pay'`,
+    );
+    assert.equal(pending, 'pending', 'nothing recorded yet');
+    assert.equal((await send(placed('W-late'), { id: 'evt_late_order' })).status, 202);
+    await applyCommand(db.pool, 'webhook:storefront', 'evt_late_order', silent);
+    const applied = await applyCommand(db.pool, 'webhook:payments', 'evt_early_pay', silent);
+    assert.equal(applied?.ok, true);
+    assert.equal((await findOrder(db.pool, 'W-late'))?.state, 'confirmed');
+  });
+
+  test('after the waiting window, a payment for an order that never came is kept as unapplied (order_not_found)', async () => {
+    const pay = event('payment.captured', { order_ref: 'W-never', payment_ref: 'pay_orphan', amount: 500, currency: 'INR' });
+    assert.equal((await send(pay, { source: 'payments', id: 'evt_orphan' })).status, 202);
+    const outcome = await applyCommand(db.pool, 'webhook:payments', 'evt_orphan', silent, { outOfOrderWindowMs: 0 });
+    assert.equal(outcome?.ok === false && outcome.error.code, 'not_found');
+    const kept = await db.pool.one(sql.type(z.object({ state: z.string(), reason: z.string().nullable(), amount: z.bigint() }))`
+      select state, reason, amount from payments where payment_ref = 'pay_orphan'`);
+    assert.deepEqual(kept, { state: 'unapplied', reason: 'order_not_found', amount: 500n });
+  });
+});
+
 describe('haat webhook send', () => {
   test('signs with the configured secret and posts; a replay with the same id is a duplicate', async () => {
     const { runCli } = await import('../helpers/cli.ts');
