@@ -27,6 +27,11 @@ const Env = z.object({
     .regex(/^[0-9]{1,7}$/, 'must be whole milliseconds')
     .transform(Number)
     .default(1000),
+  HAAT_WORKER_HEARTBEAT_MS: z
+    .string()
+    .regex(/^[0-9]{3,7}$/, 'must be whole milliseconds (at least 100)')
+    .transform(Number)
+    .default(10_000),
 });
 
 export type Config = {
@@ -38,6 +43,8 @@ export type Config = {
   readonly logLevel: z.infer<typeof LogLevel> | undefined;
   /** How long a CLI write waits for a worker to take its job before applying it itself. */
   readonly waitForWorkerMs: number;
+  /** Workers heartbeat this often; one silent for three intervals is dead and its jobs are unlocked. */
+  readonly workerHeartbeatMs: number;
 };
 
 export class ConfigError extends Error {
@@ -60,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     PORT: env.PORT === '' ? undefined : env.PORT,
     LOG_LEVEL: env.LOG_LEVEL === '' ? undefined : env.LOG_LEVEL?.toLowerCase(),
     HAAT_WAIT_FOR_WORKER_MS: env.HAAT_WAIT_FOR_WORKER_MS === '' ? undefined : env.HAAT_WAIT_FOR_WORKER_MS,
+    HAAT_WORKER_HEARTBEAT_MS: env.HAAT_WORKER_HEARTBEAT_MS === '' ? undefined : env.HAAT_WORKER_HEARTBEAT_MS,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -73,5 +81,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     waitForWorkerMs: e.HAAT_WAIT_FOR_WORKER_MS,
+    workerHeartbeatMs: e.HAAT_WORKER_HEARTBEAT_MS,
   };
 }

@@ -56,7 +56,13 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
       let intake: RunningIntake | undefined;
       try {
         if (input.worker) {
-          worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: input.worker.concurrency });
+          worker = await startWorker({
+            url: db.url,
+            pool: db.pool,
+            log,
+            concurrency: input.worker.concurrency,
+            heartbeatMs: deps.config.workerHeartbeatMs,
+          });
         }
         if (input.intake) {
           const secrets = await loadWebhookSecrets(deps.config.home, deps.io.env);
