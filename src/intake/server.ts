@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { migrationsCurrent } from '../db/migrate.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
+import { createMetrics } from './metrics.ts';
 import type { WebhookSecrets } from './secrets.ts';
-import { handleWebhook } from './webhooks.ts';
+import { handleWebhook, isSource } from './webhooks.ts';
 
 export type IntakeOptions = {
   readonly pool: DatabasePool;
@@ -35,7 +36,21 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
 
 export function createIntakeHandler(options: IntakeOptions): http.RequestListener {
   const log = options.log.child({ component: 'intake' });
+  const metrics = createMetrics(options.pool);
   const routes: Record<string, Route> = {
+    '/metrics': {
+      methods: ['GET'],
+      handle: async (_req, res) => {
+        try {
+          const text = await metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        } catch (error) {
+          log.warn({ err: error }, 'metrics unavailable');
+          sendJson(res, 503, { error: { code: 'database_unavailable', message: 'metrics need the database', details: {} } });
+        }
+      },
+    },
     '/healthz': {
       methods: ['GET', 'HEAD'],
       handle: async (_req, res) => sendJson(res, 200, { status: 'ok' }),
@@ -69,6 +84,11 @@ export function createIntakeHandler(options: IntakeOptions): http.RequestListene
       }
       handleWebhook(req, decodeURIComponent(webhook[1] ?? ''), { pool: options.pool, log, secrets: options.secrets })
         .then((reply) => {
+          // Unknown sources share one label, so a caller cannot grow the label set.
+          metrics.webhookRequests.inc({
+            source: isSource(webhook[1] ?? '') ? (webhook[1] ?? '') : 'unknown',
+            status: String(reply.status),
+          });
           if (reply.status >= 500) log.warn({ status: reply.status, path }, 'webhook not stored');
           sendJson(res, reply.status, reply.body, reply.status === 413 ? { connection: 'close' } : {});
         })

@@ -262,6 +262,21 @@ describe('out-of-order delivery', () => {
   });
 });
 
+describe('/metrics', () => {
+  test('reports webhook requests, events by outcome, jobs and active reservations in Prometheus text', async () => {
+    const response = await fetch(`${intake.url}/metrics`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+    const text = await response.text();
+    assert.match(text, /^haat_webhook_requests_total\{source="storefront",status="202"\} \d+$/m);
+    assert.match(text, /^haat_webhook_requests_total\{source="unknown",status="404"\} 1$/m);
+    assert.match(text, /^haat_webhook_events\{source="storefront",type="order.placed",outcome="applied"\} \d+$/m);
+    assert.match(text, /^haat_webhook_events\{source="payments",type="payment.captured",outcome="amount_mismatch"\} 1$/m);
+    assert.match(text, /^haat_jobs\{state="queued"\} \d+$/m);
+    assert.match(text, /^haat_reservations_active\{measure="units"\} \d+$/m);
+  });
+});
+
 describe('haat webhook send', () => {
   test('signs with the configured secret and posts; a replay with the same id is a duplicate', async () => {
     const { runCli } = await import('../helpers/cli.ts');
