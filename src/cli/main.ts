@@ -10,6 +10,7 @@ import { createLogger } from '../log.ts';
 import { registerCatalogCommands } from './commands/catalog.ts';
 import { registerDbCommands } from './commands/db.ts';
 import { registerMoneyCommands } from './commands/money.ts';
+import { registerOperationCommands } from './commands/operations.ts';
 import { registerOrderCommands } from './commands/orders.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerStockCommands } from './commands/stock.ts';
@@ -29,6 +30,7 @@ const registrars: readonly Registrar[] = [
   registerOrderCommands,
   registerMoneyCommands,
   registerWebhookCommands,
+  registerOperationCommands,
 ];
 
 export function buildProgram(base: BaseDeps): Command {

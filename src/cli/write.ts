@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Command as Commander } from 'commander';
 import { awaitOutcome, submitCommand } from '../commands/submit-command.ts';
 import { Command, IdempotencyKey } from '../domain/commands.ts';
-import { HaatError } from '../errors.ts';
+import { HaatError, invalidInput } from '../errors.ts';
 import type { Deps } from './context.ts';
 
 export const CLI_SCOPE = 'cli';
@@ -20,12 +20,23 @@ export function writeOptions(command: Commander): Commander {
     .option('--no-wait', 'print the idempotency key and return without waiting for the outcome');
 }
 
+function bypassReason(deps: Deps): string {
+  if (deps.globals.reason === undefined) throw invalidInput('--bypass-maintenance needs --reason <why>', { missing: 'reason' });
+  return deps.globals.reason;
+}
+
 export async function runWrite(deps: Deps, input: { type: string; payload: unknown }, options: WriteOptions): Promise<WriteResult> {
   const command = Command.parse(input);
   const key = options.idempotencyKey === undefined ? `cli-${randomUUID()}` : IdempotencyKey.parse(options.idempotencyKey);
   if (options.idempotencyKey === undefined) deps.io.stderr.write(`idempotency key: ${key}\n`);
   return deps.withDatabase(async (db) => {
-    const submitted = await submitCommand(db.pool, { scope: CLI_SCOPE, key, command, actor: deps.globals.actor });
+    const submitted = await submitCommand(db.pool, {
+      scope: CLI_SCOPE,
+      key,
+      command,
+      actor: deps.globals.actor,
+      ...(deps.globals.bypassMaintenance ? { bypassReason: bypassReason(deps) } : {}),
+    });
     let outcome = submitted.outcome;
     if (!outcome) {
       if (options.wait === false) return { key, queued: true, result: { idempotency_key: key, state: 'queued' } };

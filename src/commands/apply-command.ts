@@ -3,6 +3,7 @@
 // safe to run any number of times (a finished key returns its stored outcome and does nothing).
 import { mapDatabaseError } from '../db/errors.ts';
 import { lockKey, outcomeOf, recordOutcome, storedForm } from '../db/idempotency.ts';
+import { maintenanceOnForCommand } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { Command, type Outcome } from '../domain/commands.ts';
@@ -15,6 +16,11 @@ export const OUT_OF_ORDER_WINDOW_MS = 10 * 60_000;
 /** Thrown to roll back and let the queue retry later (with backoff): the event may be early. */
 export class RetryLater extends Error {
   override name = 'RetryLater';
+}
+
+/** Thrown when maintenance mode is on: nothing is written, the job is retried later. */
+export class MaintenanceHold extends Error {
+  override name = 'MaintenanceHold';
 }
 
 export async function applyCommand(
@@ -31,6 +37,9 @@ export async function applyCommand(
         const row = await lockKey(tx, scope, key);
         if (!row) return null;
         if (row.state === 'done') return outcomeOf(row);
+        if ((await maintenanceOnForCommand(tx)) && !row.bypass_maintenance) {
+          throw new MaintenanceHold('maintenance mode is on: the command waits');
+        }
         // Upstream events may arrive before the order they name; CLI commands never wait.
         const mayBeEarly = scope.startsWith('webhook:') && row.age_ms < (options.outOfOrderWindowMs ?? OUT_OF_ORDER_WINDOW_MS);
         const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });

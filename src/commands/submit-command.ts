@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { claimKeyAndEnqueue, findKey, jobLocked, type KeyRow, OUTCOME_CHANNEL, outcomeOf, removeJob } from '../db/idempotency.ts';
+import { audit, maintenanceStatus } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { type Command, fingerprint, type Outcome } from '../domain/commands.ts';
@@ -12,7 +13,14 @@ import type { Logger } from '../log.ts';
 import { applyCommand } from './apply-command.ts';
 import { handlerFor } from './handlers.ts';
 
-export type Submission = { readonly scope: string; readonly key: string; readonly command: Command; readonly actor: string };
+export type Submission = {
+  readonly scope: string;
+  readonly key: string;
+  readonly command: Command;
+  readonly actor: string;
+  /** --bypass-maintenance with its reason: the command runs while maintenance is on, audited. */
+  readonly bypassReason?: string;
+};
 
 export type SubmitResult = { readonly replay: boolean; readonly outcome: Outcome | null };
 
@@ -35,9 +43,33 @@ export async function submitCommand(pool: DatabasePool, submission: Submission):
     if (existing.fingerprint !== print) throw conflict(submission, existing);
     return { replay: true, outcome: outcomeOf(existing) };
   }
+  const maintenance = await maintenanceStatus(pool);
+  if (maintenance.enabled && submission.bypassReason === undefined) {
+    throw new HaatError(
+      'maintenance_mode',
+      `maintenance mode is on${maintenance.message ? `: ${maintenance.message}` : ''}; retry with --bypass-maintenance --reason <why>`,
+      {
+        message: maintenance.message,
+      },
+    );
+  }
   const refusal = await handlerFor(submission.command).precheck(pool, submission.command.payload as never);
   if (refusal) throw new HaatError(refusal.code, refusal.message, refusal.details);
-  const claimed = await inTransaction(pool, (tx) => claimKeyAndEnqueue(tx, { ...submission, fingerprint: print }));
+  const bypass = maintenance.enabled && submission.bypassReason !== undefined;
+  const claimed = await inTransaction(pool, async (tx) => {
+    const claimedNow = await claimKeyAndEnqueue(tx, { ...submission, fingerprint: print, bypassMaintenance: bypass });
+    if (claimedNow && bypass) {
+      await audit(tx, {
+        actor: submission.actor,
+        action: 'maintenance.bypass',
+        target: `command:${submission.scope}:${submission.key}`,
+        oldValue: null,
+        newValue: { type: submission.command.type, payload: submission.command.payload },
+        reason: submission.bypassReason ?? '',
+      });
+    }
+    return claimedNow;
+  });
   if (claimed) return { replay: false, outcome: null };
   // Someone claimed the same key between our read and our insert.
   const raced = await findKey(pool, submission.scope, submission.key);

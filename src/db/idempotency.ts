@@ -15,6 +15,7 @@ export const KeyRow = z.object({
   actor: z.string(),
   state: z.enum(['pending', 'done']),
   outcome_text: z.string().nullable(),
+  bypass_maintenance: z.boolean(),
   /** Milliseconds since the key was claimed, by the database clock. */
   age_ms: z.number(),
 });
@@ -30,6 +31,8 @@ export const OutcomeSchema: z.ZodType<Outcome> = z.union([
 
 export const APPLY_COMMAND_TASK = 'apply_command';
 export const OUTCOME_CHANNEL = 'haat_outcome';
+/** graphile-worker job flag of domain work: workers forbid it while maintenance mode is on. */
+export const DOMAIN_FLAG = 'domain';
 
 /** The stored outcome, integers exact. */
 export function outcomeOf(row: KeyRow): Outcome | null {
@@ -47,14 +50,14 @@ export function jobKeyOf(scope: string, key: string): string {
 
 export async function findKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
   return db.maybeOne(sql.type(KeyRow)`
-    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text,
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text, bypass_maintenance,
            (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
     from idempotency_keys where scope = ${scope} and key = ${key}`);
 }
 
 export async function lockKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
   return db.maybeOne(sql.type(KeyRow)`
-    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text,
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text, bypass_maintenance,
            (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
     from idempotency_keys where scope = ${scope} and key = ${key} for update`);
 }
@@ -65,11 +68,12 @@ export async function lockKey(db: Queryable, scope: string, key: string): Promis
  */
 export async function claimKeyAndEnqueue(
   db: Queryable,
-  claim: { scope: string; key: string; fingerprint: string; command: Command; actor: string },
+  claim: { scope: string; key: string; fingerprint: string; command: Command; actor: string; bypassMaintenance?: boolean },
 ): Promise<boolean> {
+  const bypass = claim.bypassMaintenance === true;
   const inserted = await db.query(sql.unsafe`
-    insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor)
-    values (${claim.scope}, ${claim.key}, ${claim.fingerprint}, ${claim.command.type}, ${sql.jsonb(claim.command.payload as never)}, ${claim.actor})
+    insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, bypass_maintenance)
+    values (${claim.scope}, ${claim.key}, ${claim.fingerprint}, ${claim.command.type}, ${sql.jsonb(claim.command.payload as never)}, ${claim.actor}, ${bypass})
     on conflict (scope, key) do nothing`);
   if (inserted.rowCount === 0) return false;
   await db.query(sql.unsafe`
@@ -77,7 +81,8 @@ export async function claimKeyAndEnqueue(
       ${APPLY_COMMAND_TASK}::text,
       ${sql.json({ scope: claim.scope, key: claim.key })},
       job_key => ${jobKeyOf(claim.scope, claim.key)}::text,
-      max_attempts => 10)`);
+      max_attempts => 10,
+      flags => ${bypass ? sql.fragment`null` : sql.fragment`array[${DOMAIN_FLAG}]::text[]`})`);
   return true;
 }
 

@@ -7,6 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import { isConnectionFailure } from '../db/errors.ts';
 import { claimKeyAndEnqueue } from '../db/idempotency.ts';
+import { flagEnabled } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { sql } from '../db/sql.ts';
 import { inTransaction } from '../db/transaction.ts';
@@ -97,6 +98,14 @@ export async function handleWebhook(req: http.IncomingMessage, source: string, d
   if (!command.success)
     return error(400, 'invalid_input', command.error.issues.map((i) => `${i.path.slice(1).join('.')}: ${i.message}`).join('; '));
 
+  if (parsed.event.type === 'order.placed') {
+    const accepting = await flagEnabled(deps.pool, 'storefront_order_placed').catch((e: unknown) =>
+      isConnectionFailure(e) ? 'down' : Promise.reject(e),
+    );
+    if (accepting === 'down') return error(503, 'database_unavailable', 'the database is unreachable; retry later');
+    if (!accepting)
+      return error(503, 'feature_disabled', 'order.placed is not being accepted right now (flag storefront_order_placed); retry later');
+  }
   const scope = `webhook:${source}`;
   const bodyHash = createHash('sha256').update(raw).digest('hex');
   try {

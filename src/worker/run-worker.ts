@@ -4,6 +4,8 @@
 import { EventEmitter } from 'node:events';
 import { type Runner, run, type WorkerEvents, Logger as WorkerLogger } from 'graphile-worker';
 import { graphileLogFactory } from '../db/graphile-logger.ts';
+import { DOMAIN_FLAG } from '../db/idempotency.ts';
+import { maintenanceStatus } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { forget, heartbeat, unlockDeadWorkers } from '../db/workers.ts';
 import type { Logger } from '../log.ts';
@@ -35,6 +37,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   events.on('pool:create', ({ workerPool }) => poolIds.add(workerPool.id));
   const runner = await run({
     events,
+    // While maintenance mode is on, domain jobs stay queued: not taken, no attempt used.
+    forbiddenFlags: async () => ((await maintenanceStatus(options.pool).catch(() => ({ enabled: false }))).enabled ? [DOMAIN_FLAG] : []),
     connectionString: options.url,
     concurrency: options.concurrency,
     maxPoolSize: options.concurrency + 2,

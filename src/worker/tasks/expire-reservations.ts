@@ -2,6 +2,7 @@
 // whose expires_at has passed (database clock) to expired and releases their stock, in batches,
 // one transaction per batch, skipping orders another transaction holds. Safe to run concurrently.
 import { z } from 'zod';
+import { maintenanceStatus } from '../../db/operations.ts';
 import { expireDueOrders } from '../../db/orders.ts';
 import type { DatabasePool } from '../../db/pool.ts';
 import { inTransaction } from '../../db/transaction.ts';
@@ -21,6 +22,10 @@ export const expireReservationsTask = defineTask({
   identifier: 'expire_reservations',
   payload: z.object({}).loose(),
   run: async (_payload, { pool, log }) => {
+    if ((await maintenanceStatus(pool)).enabled) {
+      log.info('maintenance mode is on: the expiry sweep waits for the next minute');
+      return;
+    }
     const expired = await expireReservations(pool, log);
     if (expired.length > 0) log.info({ expired: expired.length }, 'expired stale reservations');
   },
