@@ -23,7 +23,7 @@ function atTerminal(args: string, answers: readonly { waitFor: RegExp; keys: str
   child.stdout.on('data', (chunk: Buffer) => {
     screen += chunk.toString();
     const answer = answers[next];
-    if (answer && answer.waitFor.test(screen)) {
+    if (answer?.waitFor.test(screen)) {
       next++;
       setTimeout(() => child.stdin.write(answer.keys), 100);
     }
