@@ -25,6 +25,7 @@ export const ErrorCodes = {
   maintenance_mode: ExitCode.maintenance,
   database_unavailable: ExitCode.unexpected,
   not_migrated: ExitCode.unexpected,
+  invariant_violation: ExitCode.unexpected,
   internal: ExitCode.unexpected,
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -12,6 +12,7 @@ import { registerDbCommands } from './commands/db.ts';
 import { registerMoneyCommands } from './commands/money.ts';
 import { registerOperationCommands } from './commands/operations.ts';
 import { registerOrderCommands } from './commands/orders.ts';
+import { registerReconcileCommand } from './commands/reconcile.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerStockCommands } from './commands/stock.ts';
 import { registerWebhookCommands } from './commands/webhook.ts';
@@ -31,6 +32,7 @@ const registrars: readonly Registrar[] = [
   registerMoneyCommands,
   registerWebhookCommands,
   registerOperationCommands,
+  registerReconcileCommand,
 ];
 
 export function buildProgram(base: BaseDeps): Command {

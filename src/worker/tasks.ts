@@ -9,11 +9,18 @@ import { applyCommandTask } from './tasks/apply-command.ts';
 import { expireReservationsTask } from './tasks/expire-reservations.ts';
 import { pingTask } from './tasks/ping.ts';
 import { purgeIdempotencyKeysTask } from './tasks/purge-idempotency-keys.ts';
+import { reconcileNightlyTask } from './tasks/reconcile-nightly.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: a list of tasks with different payload types
 export type AnyTask = TaskDefinition<any>;
 
-export const haatTasks: readonly AnyTask[] = [pingTask, applyCommandTask, purgeIdempotencyKeysTask, expireReservationsTask];
+export const haatTasks: readonly AnyTask[] = [
+  pingTask,
+  applyCommandTask,
+  purgeIdempotencyKeysTask,
+  expireReservationsTask,
+  reconcileNightlyTask,
+];
 
 export type CronItem = {
   /** A task identifier from the task list. */
@@ -26,6 +33,7 @@ export type CronItem = {
 };
 
 export const haatCrontab: readonly CronItem[] = [
+  { identifier: 'reconcile_nightly', task: 'reconcile_nightly', match: '30 2 * * *', backfillPeriod: 0 },
   { identifier: 'expire_reservations_every_minute', task: 'expire_reservations', match: '* * * * *', backfillPeriod: 0 },
   { identifier: 'purge_idempotency_keys_hourly', task: 'purge_idempotency_keys', match: '17 * * * *', backfillPeriod: 0 },
 ];

@@ -1,0 +1,123 @@
+// `haat reconcile`: DESIGN.md invariants 1–8, each a set-based query (no per-row round trips;
+// the snapshot hashes are recomputed in batches of orders). Each check returns its offenders.
+import { z } from 'zod';
+import { snapshotHash } from '../domain/snapshot.ts';
+import { inventoryViolations } from './inventory.ts';
+import { orderViolations } from './orders.ts';
+import type { Queryable } from './pool.ts';
+import { sql } from './sql.ts';
+
+export type Check = {
+  readonly invariant: number;
+  readonly name: string;
+  readonly ok: boolean;
+  readonly violations: readonly Record<string, unknown>[];
+};
+
+const INVENTORY_CHECKS = [
+  [1, 'reserved_within_on_hand'],
+  [2, 'reserved_is_active_reservations'],
+  [3, 'on_hand_is_movements'],
+] as const;
+const ORDER_CHECKS = [
+  [4, 'reservations_match_state'],
+  [5, 'transitions_form_a_chain'],
+] as const;
+
+async function snapshotViolations(db: Queryable): Promise<Record<string, unknown>[]> {
+  const violations: Record<string, unknown>[] = [];
+  let after = '';
+  for (;;) {
+    const batch = await db.any(sql.type(
+      z.object({
+        ref: z.string(),
+        currency: z.string(),
+        total: z.bigint(),
+        bps: z.number(),
+        hash: z.string().nullable(),
+        items: z.string(),
+        splits: z.string(),
+      }),
+    )`
+      select o.ref, o.currency, o.total_amount as total, o.commission_bps as bps, o.snapshot_hash as hash,
+             (select coalesce(json_agg(json_build_object('sku', i.sku, 'qty', i.qty::text, 'unit_price', i.unit_price::text, 'total', i.total::text) order by i.sku), '[]')::text from order_items i where i.order_id = o.id) as items,
+             (select coalesce(json_agg(json_build_object('seller', s.seller, 'subtotal', s.subtotal::text, 'commission', s.commission::text, 'payout', s.payout::text) order by s.seller), '[]')::text from order_seller_splits s where s.order_id = o.id) as splits
+      from orders o where o.state not in ('pending', 'rejected') and o.ref > ${after} order by o.ref limit 1000`);
+    for (const o of batch) {
+      const items = JSON.parse(o.items) as { sku: string; qty: string; unit_price: string; total: string }[];
+      const splits = JSON.parse(o.splits) as { seller: string; subtotal: string; commission: string; payout: string }[];
+      const expected = snapshotHash({
+        currency: o.currency,
+        total: o.total,
+        commissionBps: o.bps,
+        items: items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty), unitPrice: BigInt(i.unit_price), total: BigInt(i.total) })),
+        splits: splits.map((s) => ({
+          seller: s.seller,
+          subtotal: BigInt(s.subtotal),
+          commission: BigInt(s.commission),
+          payout: BigInt(s.payout),
+        })),
+      });
+      if (o.hash !== expected) violations.push({ order_ref: o.ref, stored: o.hash, recomputed: expected });
+    }
+    if (batch.length < 1000) return violations;
+    after = batch.at(-1)?.ref ?? after;
+  }
+}
+
+async function ledgerViolations(db: Queryable): Promise<readonly Record<string, unknown>[]> {
+  return db.any(sql.type(z.object({ kind: z.string(), subject: z.string(), detail: z.string() }))`
+    select 'entry_unbalanced' as kind, p.entry_id::text as subject, format('%s sums to %s', p.currency, sum(p.amount)) as detail
+      from postings p group by p.entry_id, p.currency having sum(p.amount) <> 0
+    union all
+    select 'postings_nonzero', currency, format('all postings sum to %s', sum(amount)) from postings group by currency having sum(amount) <> 0
+    union all
+    select 'capture_mismatch', o.ref,
+           format('captured %s, payouts + commission %s, order total %s', c.captured, c.credited, o.total_amount)
+      from orders o join lateral (
+        select coalesce(sum(p.amount) filter (where p.account = 'psp_clearing'), 0) as captured,
+               -coalesce(sum(p.amount) filter (where p.account <> 'psp_clearing'), 0) as credited
+        from journal_entries e join postings p on p.entry_id = e.id where e.order_id = o.id and e.kind = 'capture'
+      ) c on true
+      where exists (select 1 from journal_entries e where e.order_id = o.id and e.kind = 'capture')
+        and (c.captured <> o.total_amount or c.credited <> o.total_amount)
+    union all
+    select 'paid_without_capture', o.ref, o.state from orders o
+      where o.state in ('confirmed', 'shipped', 'delivered') and not exists (select 1 from journal_entries e where e.order_id = o.id and e.kind = 'capture')
+    order by 1, 2`);
+}
+
+async function eventViolations(db: Queryable): Promise<readonly Record<string, unknown>[]> {
+  return db.any(sql.type(z.object({ kind: z.string(), subject: z.string(), detail: z.string() }))`
+    select 'event_without_outcome' as kind, e.source || '/' || e.webhook_id as subject, coalesce(k.state, 'no command') as detail
+      from webhook_events e
+      left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id
+      where (k.state is distinct from 'done')
+        and not exists (select 1 from graphile_worker.jobs j where j.key = 'cmd:webhook:' || e.source || ':' || e.webhook_id and j.attempts < j.max_attempts)
+    union all
+    select 'job_failed', j.id::text, format('%s after %s attempts: %s', j.task_identifier, j.attempts, split_part(coalesce(j.last_error, ''), E'\\n', 1))
+      from graphile_worker.jobs j where j.attempts >= j.max_attempts
+    order by 1, 2`);
+}
+
+export async function reconcile(db: Queryable): Promise<Check[]> {
+  const inventory = await inventoryViolations(db);
+  const orders = await orderViolations(db);
+  const checks: Check[] = [
+    ...INVENTORY_CHECKS.map(([invariant, name]) => {
+      const violations = inventory.filter((v) => v.check === name).map((v) => ({ sku: v.sku, detail: v.detail }));
+      return { invariant, name, ok: violations.length === 0, violations };
+    }),
+    ...ORDER_CHECKS.map(([invariant, name]) => {
+      const violations = orders.filter((v) => v.check === name).map((v) => ({ order_ref: v.order_ref, detail: v.detail }));
+      return { invariant, name, ok: violations.length === 0, violations };
+    }),
+  ];
+  const snapshots = await snapshotViolations(db);
+  checks.push({ invariant: 6, name: 'money_snapshot_matches_hash', ok: snapshots.length === 0, violations: snapshots });
+  const ledger = await ledgerViolations(db);
+  checks.push({ invariant: 7, name: 'ledger_balances', ok: ledger.length === 0, violations: ledger });
+  const events = await eventViolations(db);
+  checks.push({ invariant: 8, name: 'events_have_outcomes', ok: events.length === 0, violations: events });
+  return checks;
+}
