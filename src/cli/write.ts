@@ -11,7 +11,8 @@ export const CLI_SCOPE = 'cli';
 
 export type WriteOptions = { readonly idempotencyKey?: string; readonly wait?: boolean };
 
-export type WriteResult = { readonly key: string; readonly queued: boolean; readonly result: unknown };
+/** The outcome's result; null when --no-wait returned before it (and printed the key). */
+export type WriteResult = { readonly key: string; readonly result: unknown } | null;
 
 /** Adds --idempotency-key and --no-wait to a write command. */
 export function writeOptions(command: Commander): Commander {
@@ -39,7 +40,13 @@ export async function runWrite(deps: Deps, input: { type: string; payload: unkno
     });
     let outcome = submitted.outcome;
     if (!outcome) {
-      if (options.wait === false) return { key, queued: true, result: { idempotency_key: key, state: 'queued' } };
+      if (options.wait === false) {
+        deps.output.result(
+          { idempotency_key: key, state: 'queued' },
+          () => `queued: run the same command with --idempotency-key ${key} to see its outcome`,
+        );
+        return null;
+      }
       outcome = await awaitOutcome(db.pool, CLI_SCOPE, key, {
         url: db.url,
         log: deps.log,
@@ -48,6 +55,6 @@ export async function runWrite(deps: Deps, input: { type: string; payload: unkno
       });
     }
     if (!outcome.ok) throw new HaatError(outcome.error.code, outcome.error.message, outcome.error.details);
-    return { key, queued: false, result: outcome.result };
+    return { key, result: outcome.result };
   });
 }

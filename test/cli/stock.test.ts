@@ -181,8 +181,13 @@ describe('stock', () => {
     const queued = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'later-1', '--no-wait', '--json');
     assert.equal(queued.code, 0);
     assert.deepEqual(JSON.parse(queued.stdout), { idempotency_key: 'later-1', state: 'queued' });
+    const human = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'later-2', '--no-wait');
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^queued: run the same command with --idempotency-key later-2/);
     const replay = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'later-1', '--json');
     assert.equal(replay.code, 0);
     assert.equal(JSON.parse(replay.stdout).on_hand, 8);
+    const second = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'later-2', '--json');
+    assert.equal(JSON.parse(second.stdout).on_hand, 9);
   });
 });

@@ -28,7 +28,9 @@ export function registerCatalogCommands(program: Command, base: BaseDeps): void 
       handle: await requireValue(deps.prompter, handle, { name: 'handle', message: 'Seller handle' }),
       name: await requireValue(deps.prompter, opts.name, { name: 'name', message: 'Seller name' }),
     };
-    const { result } = await runWrite(deps, { type: 'seller.add', payload }, opts);
+    const written = await runWrite(deps, { type: 'seller.add', payload }, opts);
+    if (!written) return;
+    const { result } = written;
     const r = result as { handle: string; name: string };
     deps.output.result(result, () =>
       keyValues([
@@ -62,7 +64,9 @@ export function registerCatalogCommands(program: Command, base: BaseDeps): void 
         currency: await requireValue(deps.prompter, opts.currency, { name: 'currency', message: 'Currency (ISO 4217)' }),
         ...(opts.title === undefined ? {} : { title: opts.title }),
       };
-      const { result } = await runWrite(deps, { type: 'sku.add', payload }, opts);
+      const written = await runWrite(deps, { type: 'sku.add', payload }, opts);
+      if (!written) return;
+      const { result } = written;
       const r = result as SkuResult;
       deps.output.result(result, () =>
         keyValues([

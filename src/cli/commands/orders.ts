@@ -64,7 +64,9 @@ async function orderKeyArg(deps: Deps, raw: string | undefined): Promise<string>
 }
 
 async function write(deps: Deps, type: string, payload: Record<string, unknown>, opts: WriteOptions): Promise<void> {
-  const { result } = await runWrite(deps, { type, payload }, opts);
+  const written = await runWrite(deps, { type, payload }, opts);
+  if (!written) return;
+  const { result } = written;
   deps.output.result(result, () => ('state' in (result as object) ? renderOrder(result as OrderJson) : JSON.stringify(result)));
 }
 

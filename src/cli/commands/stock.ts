@@ -31,7 +31,9 @@ export function registerStockCommands(program: Command, base: BaseDeps): void {
       qty: await requireValue(deps.prompter, qty, { name: 'qty', message: 'Quantity received' }),
       ...(deps.globals.reason === undefined ? {} : { reason: deps.globals.reason }),
     };
-    const { result } = await runWrite(deps, { type: 'stock.receive', payload }, opts);
+    const written = await runWrite(deps, { type: 'stock.receive', payload }, opts);
+    if (!written) return;
+    const { result } = written;
     deps.output.result(result, () => stockTable([result as StockJson]));
   });
 
@@ -48,7 +50,9 @@ export function registerStockCommands(program: Command, base: BaseDeps): void {
       delta: await requireValue(deps.prompter, delta, { name: 'delta', message: 'Change (e.g. -3)' }),
       reason: await requireValue(deps.prompter, deps.globals.reason, { name: 'reason', message: 'Reason' }),
     };
-    const { result } = await runWrite(deps, { type: 'stock.adjust', payload }, opts);
+    const written = await runWrite(deps, { type: 'stock.adjust', payload }, opts);
+    if (!written) return;
+    const { result } = written;
     deps.output.result(result, () => stockTable([result as StockJson]));
   });
 
