@@ -43,7 +43,9 @@ const env = {
   PATH: process.env.PATH,
   HOME: process.env.HOME,
   DATABASE_URL: url,
-  LOG_LEVEL: 'error',
+  // The children's logs would be mostly the expected retries of early events; the verdict is the
+  // summary, the conservation reads and reconcile. LOG_LEVEL=error shows them.
+  LOG_LEVEL: process.env.SOAK_CHILD_LOG_LEVEL ?? 'fatal',
   HAAT_WORKER_HEARTBEAT_MS: '1000',
   HAAT_WAIT_FOR_WORKER_MS: '2000',
   HAAT_WEBHOOK_SECRET_STOREFRONT: secret,
