@@ -65,7 +65,9 @@ const stats = {
   sent: 0,
   accepted: 0,
   duplicates: 0,
-  rejectedHttp: 0,
+  refusedHttp: 0,
+  senderRetries: 0,
+  gaveUp: 0,
   kills: 0,
   terminations: 0,
   maintenanceToggles: 0,
@@ -85,6 +87,7 @@ const intake = start(['intake', '--port', String(port), '--host', '127.0.0.1']);
 const workers: ChildProcess[] = Array.from({ length: workerCount }, () => start(['worker', '--concurrency', '4']));
 await sleep(2000);
 
+/** Posts a signed event like an upstream sender: a 503 or a broken connection is retried. */
 async function post(
   source: string,
   type: string,
@@ -93,26 +96,35 @@ async function post(
   body?: string,
 ): Promise<void> {
   const text = body ?? JSON.stringify({ type, timestamp: new Date().toISOString(), data });
-  const at = new Date();
   stats.sent++;
-  try {
-    const response = await fetch(`http://127.0.0.1:${port}/webhooks/${source}`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'webhook-id': id,
-        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-        'webhook-signature': new Webhook(secret).sign(id, at, text),
-      },
-      body: text,
-    });
-    await response.body?.cancel();
-    if (response.status === 202) stats.accepted++;
-    else if (response.status === 200) stats.duplicates++;
-    else stats.rejectedHttp++;
-  } catch {
-    stats.rejectedHttp++;
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    const at = new Date();
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/webhooks/${source}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+          'webhook-signature': new Webhook(secret).sign(id, at, text),
+        },
+        body: text,
+      });
+      await response.body?.cancel();
+      if (response.status === 202) stats.accepted++;
+      else if (response.status === 200) stats.duplicates++;
+      else if (response.status === 503) {
+        stats.senderRetries++;
+        await sleep(100 * attempt);
+        continue;
+      } else stats.refusedHttp++;
+      return;
+    } catch {
+      stats.senderRetries++;
+      await sleep(100 * attempt);
+    }
   }
+  stats.gaveUp++;
 }
 
 /** Conservation on one snapshot: stock is never negative, never over-reserved, and on hand matches the movements. */
@@ -229,4 +241,4 @@ console.log(
   ),
 );
 for (const v of stats.violations.slice(0, 20)) console.error(v);
-process.exitCode = stats.violations.length === 0 && reconcile === 0 ? 0 : 1;
+process.exitCode = stats.violations.length === 0 && reconcile === 0 && stats.gaveUp === 0 && stats.refusedHttp === 0 ? 0 : 1;
