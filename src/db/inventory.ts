@@ -151,7 +151,7 @@ export async function inventoryViolations(db: Queryable): Promise<readonly Invar
     select i.sku, 'reserved_is_active_reservations', format('reserved %s, active reservations %s', i.reserved, coalesce(a.qty, 0))
       from inventory i left join active a using (sku) where i.reserved <> coalesce(a.qty, 0)
     union all
-    select i.sku, 'on_hand_is_movements', format('on_hand %s, movements %s', i.on_hand, coalesce(m.on_hand, 0))
+    select i.sku, 'on_hand_is_movements', format('on_hand %s, movements %s; reserved %s, reserve movements %s', i.on_hand, coalesce(m.on_hand, 0), i.reserved, coalesce(m.reserved, 0))
       from inventory i left join moved m using (sku) where i.on_hand <> coalesce(m.on_hand, 0) or i.reserved <> coalesce(m.reserved, 0)
     order by 1, 2`);
 }

@@ -47,7 +47,7 @@ describe('reserve', () => {
   });
 
   test('the same race without FOR UPDATE (read, decide in JavaScript, write back) oversells: the test can fail', async () => {
-    const fresh = await createTestDatabase();
+    const fresh = await createTestDatabase({ corruptsOnPurpose: 'the naive control oversells, which is what it proves' });
     await seedCatalog(fresh.pool, { HOT: 10 });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => naiveReserve(fresh.pool, `order-${i}`, 'HOT', 1n)));
     const won = results.filter(Boolean).length;

@@ -9,7 +9,7 @@ import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { apply, mustApply, seedCatalog } from '../helpers/seed.ts';
 
-const db = await createTestDatabase();
+const db = await createTestDatabase({ corruptsOnPurpose: 'this file breaks each invariant with SQL' });
 await seedCatalog(db.pool, { A: 20, B: 20 });
 const place = async (ref: string, sku: string) =>
   (await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b', ref, items: [{ sku, qty: '1' }] } })) as {
