@@ -1,6 +1,6 @@
 // A database of its own for each test file, cloned from the template the global setup migrated.
 import { randomBytes } from 'node:crypto';
-import { after } from 'node:test';
+import { after, afterEach } from 'node:test';
 import pg from 'pg';
 import { createDatabasePool, type DatabasePool } from '../../src/db/pool.ts';
 import { reconcile } from '../../src/db/reconcile.ts';
@@ -62,7 +62,7 @@ export async function assertReconciles(pool: DatabasePool, label: string): Promi
 /**
  * A fresh, migrated database; dropped after the file's tests unless HAAT_TEST_KEEP is set.
  * Call it at the top level of a test file (top-level await), so the cleanup belongs to the file.
- * After the file's tests, `haat reconcile` must pass on it (unless `corruptsOnPurpose` says why not).
+ * After each of the file's tests, `haat reconcile` must pass on it (unless `corruptsOnPurpose` says why not).
  */
 export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const name = uniqueName('t');
@@ -71,10 +71,14 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   await adminQuery(options.template === false ? `create database ${name}` : `create database ${name} template ${template}`);
   const url = databaseUrl(name);
   const pool = await createDatabasePool(url, { maxPoolSize: 20 });
+  const checked = options.template !== false && options.corruptsOnPurpose === undefined;
+  const where = `the test database ${name} of ${process.argv[1] ?? 'this test file'}`;
+  // At the end of every test of the file (a failure names the test), and once more at the end of
+  // the file (covers a database created inside a test, and work a test left running).
+  if (checked) afterEach(async () => assertReconciles(pool, where));
   after(async () => {
     try {
-      if (options.template !== false && options.corruptsOnPurpose === undefined)
-        await assertReconciles(pool, `the test database ${name} of ${process.argv[1] ?? 'this test file'}`);
+      if (checked) await assertReconciles(pool, where);
     } finally {
       await pool.end();
       if (!process.env.HAAT_TEST_KEEP) await adminQuery(`drop database if exists ${name} with (force)`);

@@ -1,4 +1,4 @@
-// The reconcile hook of createTestDatabase() is itself tested: a file whose own tests pass but which
+// The reconcile hook of createTestDatabase() is itself tested: a test whose own assertions pass but which
 // leaves a broken invariant behind must fail, naming the invariant and the row; saying why
 // (corruptsOnPurpose) is the only way out.
 import assert from 'node:assert/strict';
@@ -29,10 +29,11 @@ function runFixture(env: Record<string, string>): Promise<{ code: number | null;
 }
 
 describe('the reconcile hook on every test database', () => {
-  test('fails a file that leaves an invariant broken, naming the invariant and the SKU', async () => {
+  test('fails the test that leaves an invariant broken, naming the invariant and the SKU', async () => {
     const { code, output } = await runFixture({});
     assert.notEqual(code, 0, output);
-    assert.match(output, /✔ adds a unit of stock behind the ledger of movements/);
+    // The test that left it broken is the one that fails (its own assertions passed).
+    assert.match(output, /✖ adds a unit of stock behind the ledger of movements/);
     assert.match(output, /haat reconcile fails on the test database/);
     assert.match(output, /invariant 3 on_hand_is_movements: \[\{"sku":"GHOST","detail":"on_hand 3, movements 2/);
   });
