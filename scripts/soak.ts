@@ -12,12 +12,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { Webhook } from 'standardwebhooks';
 import { loadConfig } from '../src/config.ts';
 import { resolveDatabase } from '../src/db/connect.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { newSecret } from '../src/intake/secrets.ts';
+import { signedHeaders } from '../src/intake/sign.ts';
 import { createLogger } from '../src/log.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, workers: { type: 'string', default: '3' } } });
@@ -98,16 +98,10 @@ async function post(
   const text = body ?? JSON.stringify({ type, timestamp: new Date().toISOString(), data });
   stats.sent++;
   for (let attempt = 1; attempt <= 10; attempt++) {
-    const at = new Date();
     try {
       const response = await fetch(`http://127.0.0.1:${port}/webhooks/${source}`, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'webhook-id': id,
-          'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-          'webhook-signature': new Webhook(secret).sign(id, at, text),
-        },
+        headers: signedHeaders(secret, id, text),
         body: text,
       });
       await response.body?.cancel();

@@ -16,11 +16,14 @@ export const OUT_OF_ORDER_WINDOW_MS = 10 * 60_000;
 /** Thrown to roll back and let the queue retry later (with backoff): the event may be early. */
 export class RetryLater extends Error {
   override name = 'RetryLater';
+  /** An expected, bounded retry: logged at info by the worker, not as a failure. */
+  readonly expectedRetry = true;
 }
 
 /** Thrown when maintenance mode is on: nothing is written, the job is retried later. */
 export class MaintenanceHold extends Error {
   override name = 'MaintenanceHold';
+  readonly expectedRetry = true;
 }
 
 export async function applyCommand(

@@ -16,6 +16,16 @@ export function graphileLogFactory(log: Logger): (scope: Partial<Scope>) => LogF
     const child = Object.keys(bindings).length > 0 ? log.child(bindings) : log;
     return (level, message, meta) => {
       const fields = meta ?? {};
+      const error = fields.error as { expectedRetry?: unknown; message?: unknown } | undefined;
+      if (fields.failure === true && error?.expectedRetry === true) {
+        // A job that asked to be retried (an early event, maintenance): not a failure to alert on.
+        const job = fields.job as { id?: unknown; attempts?: unknown; max_attempts?: unknown; run_at?: unknown } | undefined;
+        child.info(
+          { jobId: String(job?.id), attempt: job?.attempts, maxAttempts: job?.max_attempts },
+          `job will be retried: ${String(error.message)}`,
+        );
+        return;
+      }
       if (level === 'error') child.error(fields, message);
       else if (level === 'warning') child.warn(fields, message);
       else if (level === 'info') child.info(fields, message);

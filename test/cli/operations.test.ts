@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import type { Prompter } from '../../src/cli/prompts.ts';
 import { pgErrorOf } from '../../src/db/errors.ts';
 import { sql } from '../../src/db/sql.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
 import { startIntake } from '../../src/intake/server.ts';
+import { signedHeaders } from '../../src/intake/sign.ts';
 import { startWorker } from '../../src/worker/run-worker.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
@@ -41,17 +41,7 @@ async function post(id: string, ref: string): Promise<number> {
     timestamp: '2026-11-25T10:00:00Z',
     data: { ref, buyer: 'b', currency: 'INR', items: [{ sku: 'TEA-1KG', qty: 1 }] },
   });
-  const at = new Date();
-  const response = await fetch(`${intake.url}/webhooks/storefront`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, at, body),
-    },
-    body,
-  });
+  const response = await fetch(`${intake.url}/webhooks/storefront`, { method: 'POST', headers: signedHeaders(secret, id, body), body });
   await response.body?.cancel();
   return response.status;
 }

@@ -10,6 +10,7 @@ import { createDatabasePool } from '../../src/db/pool.ts';
 import { sql } from '../../src/db/sql.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
 import { startIntake } from '../../src/intake/server.ts';
+import { signedHeaders } from '../../src/intake/sign.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { databaseProxy } from '../helpers/proxy.ts';
 import { seedCatalog, silent } from '../helpers/seed.ts';
@@ -42,12 +43,9 @@ function event(type: string, data: unknown): string {
 async function send(body: string, options: SendOptions = {}): Promise<{ status: number; json: Record<string, unknown> }> {
   const id = options.id ?? `evt_${++ids}`;
   const at = options.timestamp ?? new Date();
-  const headers: Record<string, string> = {
-    'content-type': options.contentType ?? 'application/json',
-    'webhook-id': id,
-    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-    'webhook-signature': options.signature ?? new Webhook(options.secret ?? secret).sign(id, at, body),
-  };
+  const headers: Record<string, string> = { ...signedHeaders(options.secret ?? secret, id, body, at) };
+  if (options.contentType) headers['content-type'] = options.contentType;
+  if (options.signature) headers['webhook-signature'] = options.signature;
   for (const name of options.drop ?? []) delete headers[name];
   const response = await fetch(`${intake.url}/webhooks/${options.source ?? 'storefront'}`, {
     method: 'POST',
@@ -156,14 +154,8 @@ describe('statuses', () => {
     try {
       await proxy.down();
       const id = 'evt_503';
-      const at = new Date();
       const body = placed('W-503');
-      const headers = {
-        'content-type': 'application/json',
-        'webhook-id': id,
-        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-        'webhook-signature': new Webhook(secret).sign(id, at, body),
-      };
+      const headers = signedHeaders(secret, id, body);
       const down = await fetch(`${cut.url}/webhooks/storefront`, { method: 'POST', headers, body });
       assert.equal(down.status, 503);
       assert.equal(((await down.json()) as { error: { code: string } }).error.code, 'database_unavailable');

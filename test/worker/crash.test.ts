@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import { inventoryViolations } from '../../src/db/inventory.ts';
 import { orderViolations } from '../../src/db/orders.ts';
 import { sql } from '../../src/db/sql.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
 import { startIntake } from '../../src/intake/server.ts';
+import { signedHeaders } from '../../src/intake/sign.ts';
 import { haatBin, repoRoot } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { seedCatalog, silent } from '../helpers/seed.ts';
@@ -44,17 +44,7 @@ async function post(i: number): Promise<number> {
     timestamp: '2026-11-25T10:00:00Z',
     data: { ref: `K-${i}`, buyer: `b-${i}`, currency: 'INR', items: [{ sku: 'LAST', qty: 1 }] },
   });
-  const at = new Date();
-  const response = await fetch(`${intake.url}/webhooks/storefront`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, at, body),
-    },
-    body,
-  });
+  const response = await fetch(`${intake.url}/webhooks/storefront`, { method: 'POST', headers: signedHeaders(secret, id, body), body });
   await response.body?.cancel();
   return response.status;
 }

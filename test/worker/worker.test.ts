@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
 import { z } from 'zod';
+import { RetryLater } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
 import { createLogger } from '../../src/log.ts';
 import { startWorker } from '../../src/worker/run-worker.ts';
@@ -99,6 +102,57 @@ describe('the worker', () => {
       )`select attempts, locked_by from graphile_worker.jobs where id = ${jobId}::bigint`,
     );
     assert.deepEqual(left, [], 'the job completed: not failed, not left locked');
+  });
+
+  test('a job that asks to be retried (an early event) is logged at info; a real failure at error', async () => {
+    const lines: { level: number; msg: string; jobId?: string; job?: { id: string } }[] = [];
+    const memory = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const flaky = defineTask({
+      identifier: 'test_flaky',
+      payload: z.object({ kind: z.enum(['early', 'broken']) }),
+      run: async (payload) => {
+        throw payload.kind === 'early' ? new RetryLater('order S-1 not found yet') : new Error('disk on fire');
+      },
+    });
+    const worker = await startWorker({
+      url: db.url,
+      pool: db.pool,
+      log: pino({ level: 'debug' }, memory),
+      concurrency: 2,
+      pollIntervalMs: 100,
+      tasks: [...haatTasks, flaky],
+    });
+    let ids: string[] = [];
+    try {
+      ids = [await addJob('test_flaky', { kind: 'early' }), await addJob('test_flaky', { kind: 'broken' })];
+      await waitFor('both attempts', async () =>
+        (await db.pool.oneFirst(
+          sql.type(
+            z.object({ n: z.bigint() }),
+          )`select count(*) as n from graphile_worker.jobs where task_identifier = 'test_flaky' and attempts = 1 and locked_at is null`,
+        )) === 2n
+          ? true
+          : undefined,
+      );
+    } finally {
+      await worker.stop();
+      await db.pool.query(sql.unsafe`select graphile_worker.complete_jobs(array[${sql.join(ids, sql.fragment`, `)}]::bigint[])`);
+    }
+    const about = (id: string | undefined) =>
+      lines.filter((l) => (l.jobId ?? l.job?.id) === id && (l.level >= 50 || /retried/.test(l.msg)));
+    assert.deepEqual(
+      about(ids[0]).map((l) => [l.level, l.msg]),
+      [[30, 'job will be retried: order S-1 not found yet']],
+    );
+    const broken = about(ids[1]);
+    assert.equal(broken.length, 1);
+    assert.equal(broken[0]?.level, 50);
+    assert.match(broken[0]?.msg ?? '', /Failed task .* with error 'disk on fire'/);
   });
 
   test('every cron item names a task in the task list', () => {

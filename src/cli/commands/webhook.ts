@@ -2,9 +2,9 @@
 // Signs an event with the source's first configured secret (Standard Webhooks) and posts it.
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { Webhook } from 'standardwebhooks';
 import { HaatError, invalidInput } from '../../errors.ts';
 import { loadWebhookSecrets } from '../../intake/secrets.ts';
+import { signedHeaders } from '../../intake/sign.ts';
 import { isSource } from '../../intake/webhooks.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
 import { requireValue } from '../prompts.ts';
@@ -44,18 +44,12 @@ export function registerWebhookCommands(program: Command, base: BaseDeps): void 
         const at = opts.at ?? new Date().toISOString();
         if (Number.isNaN(Date.parse(at))) throw invalidInput('--at must be an ISO-8601 timestamp', { at });
         const body = JSON.stringify({ type, timestamp: at, data });
-        const now = new Date();
         const url = opts.url ?? `http://127.0.0.1:${deps.config.port}/webhooks/${source}`;
         let response: Response;
         try {
           response = await fetch(url, {
             method: 'POST',
-            headers: {
-              'content-type': 'application/json',
-              'webhook-id': id,
-              'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-              'webhook-signature': new Webhook(secret).sign(id, now, body),
-            },
+            headers: signedHeaders(secret, id, body),
             body,
           });
         } catch (error) {
