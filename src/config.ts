@@ -2,6 +2,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { Text } from './domain/catalog.ts';
 
 const LogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -19,7 +20,8 @@ const Env = z.object({
     .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL')
     .optional(),
   HAAT_HOME: z.string().min(1).default('./.haat'),
-  HAAT_ACTOR: z.string().trim().min(1).max(200).optional(),
+  // Written to the audit log: no control characters (a newline would forge a log line).
+  HAAT_ACTOR: Text(200).optional(),
   PORT: Port.default(8787),
   LOG_LEVEL: LogLevel.optional(),
   HAAT_WAIT_FOR_WORKER_MS: z

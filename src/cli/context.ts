@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { type Database, openDatabase } from '../db/connect.ts';
 import { committedMigrations, migrationsCurrent } from '../db/migrate.ts';
+import { Text } from '../domain/catalog.ts';
 import { HaatError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Io } from './io.ts';
@@ -13,10 +14,10 @@ import type { Prompter } from './prompts.ts';
 
 export const Globals = z.object({
   json: z.boolean().default(false),
-  actor: z.string().trim().min(1, 'actor must not be empty').max(200).optional(),
+  actor: Text(200).optional(),
   yes: z.boolean().default(false),
   bypassMaintenance: z.boolean().default(false),
-  reason: z.string().trim().min(1, 'reason must not be empty').max(1000).optional(),
+  reason: Text(1000).optional(),
 });
 export type Globals = {
   readonly json: boolean;

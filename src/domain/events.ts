@@ -7,7 +7,9 @@ export const sources = ['storefront', 'payments', 'logistics'] as const;
 export type Source = (typeof sources)[number];
 
 /** A JSON integer: a safe number, or a bigint read exactly from its source text. Never 10.5 or "10". */
-const JsonInteger = z.union([z.number().int(), z.bigint()]).transform((v) => v.toString());
+const JsonInteger = z
+  .union([z.number().int(), z.bigint()], { error: 'must be a JSON integer (digits only: no fraction, exponent or quotes)' })
+  .transform((v) => v.toString());
 
 const ref = z.string().min(1).max(64);
 

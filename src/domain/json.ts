@@ -13,11 +13,31 @@ export function toJsonText(value: unknown, indent?: number): string {
 
 type ReviverContext = { source?: string };
 
-export function parseJsonExact(text: string): unknown {
+/**
+ * A JSON number written with a fraction or an exponent (`10.5`, `2.0`, `1e3`), kept as its source
+ * text when parsing strictly: whatever its value, it is not an integer count, and no integer schema
+ * accepts it.
+ */
+export class NotAnIntegerLiteral {
+  readonly source: string;
+  constructor(source: string) {
+    this.source = source;
+  }
+}
+
+const INTEGER_LITERAL = /^-?(0|[1-9][0-9]*)$/;
+
+/**
+ * JSON.parse, with integers outside the safe range read exactly as bigint. With `strictNumbers`
+ * (input from outside: webhook bodies), a number that is not a plain integer literal becomes a
+ * NotAnIntegerLiteral, so `1e3` is refused exactly like `"1e3"` on the command line.
+ */
+export function parseJsonExact(text: string, options: { strictNumbers?: boolean } = {}): unknown {
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: ReviverContext) {
-    if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source && /^-?[0-9]+$/.test(context.source)) {
-      return BigInt(context.source);
-    }
+    if (typeof value !== 'number' || context?.source === undefined) return value;
+    const integer = INTEGER_LITERAL.test(context.source);
+    if (options.strictNumbers && !integer) return new NotAnIntegerLiteral(context.source);
+    if (integer && !Number.isSafeInteger(value)) return BigInt(context.source);
     return value;
   } as (this: unknown, key: string, value: unknown) => unknown);
 }

@@ -17,6 +17,9 @@ import { parseJsonExact } from '../domain/json.ts';
 import type { Logger } from '../log.ts';
 import type { WebhookSecrets } from './secrets.ts';
 
+/** Refuses malformed UTF-8 instead of replacing it with U+FFFD. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 export const MAX_BODY_BYTES = 256 * 1024;
 
 export type WebhookDeps = { readonly pool: DatabasePool; readonly log: Logger; readonly secrets: WebhookSecrets };
@@ -88,9 +91,9 @@ export async function handleWebhook(req: http.IncomingMessage, source: string, d
 
   let body: unknown;
   try {
-    body = parseJsonExact(raw.toString('utf8'));
+    body = parseJsonExact(utf8.decode(raw), { strictNumbers: true });
   } catch {
-    return error(400, 'invalid_input', 'the body is not JSON');
+    return error(400, 'invalid_input', 'the body is not JSON (UTF-8)');
   }
   const parsed = eventToCommand(source, body);
   if (!parsed.ok) return error(400, 'invalid_input', parsed.message);

@@ -1,0 +1,747 @@
+// The bad-input suite (../shared/BAD_INPUTS.md): one table of cases across the CLI and the webhook
+// intake, each with the exit code or HTTP status and the error code it must get. Every case runs
+// against the same seeded database and must leave it exactly as it was: no row inserted, updated or
+// deleted in any table of haat or of the job queue (so: nothing stored, nothing enqueued, no audit
+// row). The CLI cases run twice, with --json (one error document on stdout) and without (a message
+// on stderr); neither may show a stack trace.
+//
+// Some bad inputs are recorded by design and so are not here: a payment for the wrong amount or
+// currency, or for an order that is no longer pending, is kept as an unapplied payment; an accepted
+// webhook whose command is refused (unknown SKU, too little stock) records that outcome. They have
+// their own tests (test/db/money.test.ts, test/intake/webhooks.test.ts).
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { applyCommand } from '../../src/commands/apply-command.ts';
+import { newSecret } from '../../src/intake/secrets.ts';
+import { startIntake } from '../../src/intake/server.ts';
+import { signedHeaders } from '../../src/intake/sign.ts';
+import { runCli } from '../helpers/cli.ts';
+import { createTestDatabase } from '../helpers/db.ts';
+import { footprint } from '../helpers/footprint.ts';
+import { mustApply, seedCatalog, silent } from '../helpers/seed.ts';
+
+const db = await createTestDatabase();
+const secret = newSecret();
+const intake = await startIntake({
+  pool: db.pool,
+  log: silent,
+  expectedMigration: undefined,
+  secrets: { storefront: [secret], payments: [secret], logistics: [secret] },
+  port: 0,
+  host: '127.0.0.1',
+});
+after(() => intake.close());
+
+// ---- the seeded world every case starts from -------------------------------------------------
+// TEA-1KG: 11 on hand (10 + 1 under the key `used-key`), 2 reserved by the pending order P-1.
+// C-1 is confirmed, D-1 delivered. Webhook evt_seen placed W-1 (applied).
+await seedCatalog(db.pool, { 'TEA-1KG': 10, 'RICE-5KG': 5 });
+{
+  const used = await runCli(['stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'used-key'], {
+    env: { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' },
+  });
+  assert.equal(used.code, 0, used.stderr);
+}
+await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b-1', ref: 'P-1', items: [{ sku: 'TEA-1KG', qty: '2' }] } });
+for (const ref of ['C-1', 'D-1']) {
+  await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b-2', ref, items: [{ sku: 'RICE-5KG', qty: '1' }] } });
+  await mustApply(db.pool, { type: 'order.confirm', payload: { order: ref, payment_ref: `pay-${ref}`, amount: '12999' } });
+}
+await mustApply(db.pool, { type: 'order.ship', payload: { order: 'D-1', tracking: 'AWB1' } });
+await mustApply(db.pool, { type: 'order.deliver', payload: { order: 'D-1' } });
+
+const NOW = () => new Date().toISOString();
+const eventText = (type: string, data: unknown) => JSON.stringify({ type, timestamp: NOW(), data });
+const placed = (items: unknown = [{ sku: 'TEA-1KG', qty: 1 }], extra: Record<string, unknown> = {}) =>
+  eventText('order.placed', { ref: 'W-9', buyer: 'b-9', currency: 'INR', items, ...extra });
+const captured = (amount: unknown = 25998, extra: Record<string, unknown> = {}) =>
+  eventText('payment.captured', { order_ref: 'P-1', payment_ref: 'pay-9', amount, currency: 'INR', ...extra });
+/** An event whose JSON carries a number literal exactly as written (1e3, 2.0, 2^63 …). */
+const withLiteral = (text: string, literal: string) => text.replace('"§"', literal);
+
+const SEEN_BODY = placed([{ sku: 'TEA-1KG', qty: 1 }], { ref: 'W-1' });
+{
+  const response = await fetch(`${intake.url}/webhooks/storefront`, {
+    method: 'POST',
+    headers: signedHeaders(secret, 'evt_seen', SEEN_BODY),
+    body: SEEN_BODY,
+  });
+  assert.equal(response.status, 202);
+  await applyCommand(db.pool, 'webhook:storefront', 'evt_seen', silent);
+}
+
+// ---- the table ---------------------------------------------------------------------------------
+type Cli = { readonly cli: readonly string[]; readonly env?: Readonly<Record<string, string>> };
+type Http = {
+  readonly http: {
+    readonly source?: string;
+    readonly method?: string;
+    readonly body: string | Buffer;
+    readonly id?: string;
+    /** What the signature covers, when it is not what is sent. */
+    readonly signed?: { readonly body?: string; readonly secret?: string; readonly at?: Date };
+    /** Header overrides; null removes the header. */
+    readonly headers?: Readonly<Record<string, string | null>>;
+  };
+};
+type Expect = { readonly exit: number; readonly code: string } | { readonly status: number; readonly code: string | null };
+type Case = { readonly kind: string; readonly input: string; readonly expect: Expect; readonly during?: 'maintenance' } & (Cli | Http);
+
+const invalid = { exit: 2, code: 'invalid_input' } as const;
+const notFound = { exit: 4, code: 'not_found' } as const;
+const badRequest = { status: 400, code: 'invalid_input' } as const;
+const unauthorized = { status: 401, code: 'unauthorized' } as const;
+
+const BAD_COUNTS = [
+  '0',
+  '-1',
+  '1.5',
+  '1e3',
+  '0x10',
+  ' 2',
+  '2 ',
+  '+2',
+  '',
+  '１２',
+  '١٢',
+  '२',
+  '1000001',
+  '9223372036854775808',
+  '1'.repeat(400),
+  'NaN',
+  'null',
+];
+const BAD_MONEY = ['10.5', '10.50', '₹10', '10 INR', 'NaN', 'Infinity', '-1', '1e3', '1000000000001', '9223372036854775808', '', 'null'];
+const BAD_KEYS: readonly [string, string][] = [
+  ['empty', ''],
+  ['256 characters', 'k'.repeat(256)],
+  ['a tab', 'key\twith-tab'],
+  ['a newline', 'key\nline'],
+  ['DEL', 'key\u007f'],
+  ['Cyrillic', 'ключ'],
+  ['an emoji', 'key-🔑'],
+];
+const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', 'true', '[1]', '9223372036854775808', '1e400'];
+const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1e400'];
+
+const cases: readonly Case[] = [
+  // Quantities: only plain ASCII integers in range parse, wherever a quantity enters.
+  ...BAD_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `stock receive ${JSON.stringify(q)}`,
+      cli: ['stock', 'receive', 'TEA-1KG', q],
+      expect: invalid,
+    }),
+  ),
+  ...BAD_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `order place --item TEA-1KG:${JSON.stringify(q)}`,
+      cli: ['order', 'place', '--buyer', 'b', '--item', `TEA-1KG:${q}`],
+      expect: invalid,
+    }),
+  ),
+  ...['0', '1.5', '+1', '--1', '1000001', '-1000001', '-9223372036854775809'].map(
+    (d): Case => ({
+      kind: 'quantity',
+      input: `stock adjust ${JSON.stringify(d)}`,
+      cli: ['stock', 'adjust', 'TEA-1KG', '--reason', 'count', '--', d],
+      expect: invalid,
+    }),
+  ),
+  ...BAD_JSON_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `order.placed qty ${q}`,
+      http: { source: 'storefront', body: withLiteral(placed([{ sku: 'TEA-1KG', qty: '§' }]), q) },
+      expect: badRequest,
+    }),
+  ),
+  // Money: an integer count of minor units, in range, or nothing.
+  ...BAD_MONEY.map(
+    (p): Case => ({
+      kind: 'money',
+      input: `sku add --price ${JSON.stringify(p)}`,
+      cli: ['sku', 'add', 'NEW-1', '--seller', 'tea-house', '--price', p, '--currency', 'INR'],
+      expect: invalid,
+    }),
+  ),
+  ...BAD_MONEY.map(
+    (a): Case => ({
+      kind: 'money',
+      input: `order confirm --amount ${JSON.stringify(a)}`,
+      cli: ['order', 'confirm', 'P-1', '--payment-ref', 'pay-x', '--amount', a],
+      expect: invalid,
+    }),
+  ),
+  ...BAD_JSON_MONEY.map(
+    (a): Case => ({
+      kind: 'money',
+      input: `payment.captured amount ${a}`,
+      http: { source: 'payments', body: withLiteral(captured('§'), a) },
+      expect: badRequest,
+    }),
+  ),
+  ...['inr', 'XYZ', 'RUPEE', '', 'IN'].map(
+    (c): Case => ({
+      kind: 'currency',
+      input: `sku add --currency ${JSON.stringify(c)}`,
+      cli: ['sku', 'add', 'NEW-1', '--seller', 'tea-house', '--price', '100', '--currency', c],
+      expect: invalid,
+    }),
+  ),
+  ...['inr', 'XYZ', '', 5].map(
+    (c): Case => ({
+      kind: 'currency',
+      input: `order.placed currency ${JSON.stringify(c)}`,
+      http: { source: 'storefront', body: placed(undefined, { currency: c }) },
+      expect: badRequest,
+    }),
+  ),
+  ...['usd', 'RUPEE'].map(
+    (c): Case => ({
+      kind: 'currency',
+      input: `payment.captured currency ${JSON.stringify(c)}`,
+      http: { source: 'payments', body: captured(25998, { currency: c }) },
+      expect: badRequest,
+    }),
+  ),
+  // A price or total supplied by a client is refused: the catalog price is the price.
+  {
+    kind: 'client price',
+    input: 'order place --price 1',
+    cli: ['order', 'place', '--buyer', 'b', '--item', 'TEA-1KG:1', '--price', '1'],
+    expect: invalid,
+  },
+  {
+    kind: 'client price',
+    input: 'order place --item TEA-1KG:1:100',
+    cli: ['order', 'place', '--buyer', 'b', '--item', 'TEA-1KG:1:100'],
+    expect: invalid,
+  },
+  {
+    kind: 'client price',
+    input: 'order.placed items[].unit_price',
+    http: { source: 'storefront', body: placed([{ sku: 'TEA-1KG', qty: 1, unit_price: 1 }]) },
+    expect: badRequest,
+  },
+  {
+    kind: 'client price',
+    input: 'order.placed data.total',
+    http: { source: 'storefront', body: placed(undefined, { total: { amount: 1, currency: 'INR' } }) },
+    expect: badRequest,
+  },
+
+  // Catalog and inventory.
+  { kind: 'unknown', input: 'stock receive of an unknown SKU', cli: ['stock', 'receive', 'NOPE-1', '1'], expect: notFound },
+  { kind: 'unknown', input: 'stock adjust of an unknown SKU', cli: ['stock', 'adjust', 'NOPE-1', '1', '--reason', 'r'], expect: notFound },
+  {
+    kind: 'unknown',
+    input: 'order place with an unknown SKU',
+    cli: ['order', 'place', '--buyer', 'b', '--item', 'TEA-1KG:1', '--item', 'NOPE-1:1'],
+    expect: notFound,
+  },
+  {
+    kind: 'unknown',
+    input: 'sku add for an unknown seller',
+    cli: ['sku', 'add', 'NEW-1', '--seller', 'nobody', '--price', '100', '--currency', 'INR'],
+    expect: notFound,
+  },
+  ...[
+    ['confirm', '--payment-ref', 'pay-x', '--amount', '100'],
+    ['ship'],
+    ['deliver'],
+    ['cancel', '--reason', 'r'],
+    ['refund', '--reason', 'r'],
+  ].map(
+    ([verb, ...rest]): Case => ({
+      kind: 'unknown',
+      input: `order ${verb} of an unknown order`,
+      cli: ['order', verb as string, 'NO-SUCH-ORDER', ...rest],
+      expect: notFound,
+    }),
+  ),
+  ...['tea-1kg', 'TEA 1KG', ' TEA-2', 'TEA-1KG ', 'ЧАЙ-1', '-TEA', 'A'.repeat(65), 'TEA/1'].map(
+    (code): Case => ({
+      kind: 'sku code',
+      input: `sku add ${JSON.stringify(code)}`,
+      cli: ['sku', 'add', code, '--seller', 'tea-house', '--price', '100', '--currency', 'INR'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'sku code',
+    input: 'order place --item tea-1kg:1 (not mapped to TEA-1KG)',
+    cli: ['order', 'place', '--buyer', 'b', '--item', 'tea-1kg:1'],
+    expect: invalid,
+  },
+  {
+    kind: 'sku code',
+    input: 'sku add of a code that exists',
+    cli: ['sku', 'add', 'TEA-1KG', '--seller', 'tea-house', '--price', '100', '--currency', 'INR'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  ...['Tea-House', 'tea house', '', '-tea'].map(
+    (h): Case => ({
+      kind: 'seller handle',
+      input: `seller add ${JSON.stringify(h)}`,
+      cli: ['seller', 'add', h, '--name', 'X'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'seller handle',
+    input: 'seller add of a handle that exists',
+    cli: ['seller', 'add', 'tea-house', '--name', 'X'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'below reserved',
+    input: 'stock adjust 11 on hand, 2 reserved, by -10',
+    cli: ['stock', 'adjust', 'TEA-1KG', '--reason', 'count', '--', '-10'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'below reserved',
+    input: 'stock adjust below zero',
+    cli: ['stock', 'adjust', 'RICE-5KG', '--reason', 'count', '--', '-100'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+
+  // Orders and state: moves the table does not allow, moves out of terminal states.
+  { kind: 'transition', input: 'ship a pending order', cli: ['order', 'ship', 'P-1'], expect: { exit: 3, code: 'transition_not_allowed' } },
+  {
+    kind: 'transition',
+    input: 'deliver a confirmed order',
+    cli: ['order', 'deliver', 'C-1'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'transition',
+    input: 'refund a pending order',
+    cli: ['order', 'refund', 'P-1', '--reason', 'r'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'transition',
+    input: 'cancel a delivered order',
+    cli: ['order', 'cancel', 'D-1', '--reason', 'r'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'transition',
+    input: 'ship a delivered order',
+    cli: ['order', 'ship', 'D-1'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'order input',
+    input: 'order place with 101 SKUs',
+    cli: ['order', 'place', '--buyer', 'b', ...Array.from({ length: 101 }, (_, i) => ['--item', `S-${i}:1`]).flat()],
+    expect: invalid,
+  },
+  { kind: 'order input', input: 'order place without items', cli: ['order', 'place', '--buyer', 'b'], expect: invalid },
+  ...['TEA-1KG', ':1', 'TEA-1KG:', 'TEA-1KG=1', 'TEA-1KG:1:'].map(
+    (item): Case => ({
+      kind: 'order input',
+      input: `order place --item ${JSON.stringify(item)}`,
+      cli: ['order', 'place', '--buyer', 'b', '--item', item],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'order input',
+    input: 'order place with an empty buyer',
+    cli: ['order', 'place', '--buyer', ' ', '--item', 'TEA-1KG:1'],
+    expect: invalid,
+  },
+  {
+    kind: 'order input',
+    input: 'order cancel with a control character in the reason',
+    cli: ['order', 'cancel', 'P-1', '--reason', 'oops\u0007'],
+    expect: invalid,
+  },
+  { kind: 'order input', input: 'order list --state nonsense', cli: ['order', 'list', '--state', 'nonsense'], expect: invalid },
+  ...['0', '-1', 'abc', '1.5', '100001'].map(
+    (n): Case => ({ kind: 'order input', input: `order list --limit ${n}`, cli: ['order', 'list', '--limit', n], expect: invalid }),
+  ),
+
+  // Idempotency keys.
+  {
+    kind: 'idempotency',
+    input: 'a used key with another command',
+    cli: ['stock', 'receive', 'TEA-1KG', '2', '--idempotency-key', 'used-key'],
+    expect: { exit: 3, code: 'idempotency_conflict' },
+  },
+  {
+    kind: 'idempotency',
+    input: 'a used key with another kind of command',
+    cli: ['stock', 'adjust', 'TEA-1KG', '1', '--reason', 'r', '--idempotency-key', 'used-key'],
+    expect: { exit: 3, code: 'idempotency_conflict' },
+  },
+  {
+    kind: 'idempotency',
+    input: 'a used key, same command: a replay, no second effect',
+    cli: ['stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'used-key'],
+    expect: { exit: 0, code: '' },
+  },
+  ...BAD_KEYS.map(
+    ([name, key]): Case => ({
+      kind: 'idempotency',
+      input: `a key with ${name}`,
+      cli: ['stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', key],
+      expect: invalid,
+    }),
+  ),
+
+  // Usage.
+  { kind: 'usage', input: 'an unknown command', cli: ['stok', 'receive'], expect: invalid },
+  {
+    kind: 'usage',
+    input: 'an unknown option',
+    cli: ['stock', 'receive', 'TEA-1KG', '1', '--qty', '3'],
+    expect: invalid,
+  },
+  { kind: 'usage', input: 'a missing argument (no TTY)', cli: ['stock', 'receive', 'TEA-1KG'], expect: invalid },
+  { kind: 'usage', input: 'a missing required option (no TTY)', cli: ['stock', 'adjust', 'TEA-1KG', '1'], expect: invalid },
+  {
+    kind: 'usage',
+    input: '--bypass-maintenance without --reason',
+    cli: ['stock', 'receive', 'TEA-1KG', '1', '--bypass-maintenance'],
+    expect: invalid,
+  },
+  {
+    kind: 'usage',
+    input: 'HAAT_ACTOR with a newline',
+    cli: ['stock', 'receive', 'TEA-1KG', '1'],
+    env: { HAAT_ACTOR: 'ops\nroot' },
+    expect: invalid,
+  },
+  {
+    kind: 'usage',
+    input: '--actor with 201 characters',
+    cli: ['stock', 'receive', 'TEA-1KG', '1', '--actor', 'a'.repeat(201)],
+    expect: invalid,
+  },
+
+  // Operator controls: a refused change writes no setting and no audit row.
+  ...[
+    ['reservation_ttl_seconds', '-5'],
+    ['reservation_ttl_seconds', '9'],
+    ['reservation_ttl_seconds', '1.5'],
+    ['commission_bps', '10001'],
+    ['commission_bps', '"100"'],
+    ['commission_bps', ''],
+  ].map(
+    ([key, value]): Case => ({
+      kind: 'settings',
+      input: `settings set ${key} ${JSON.stringify(value)}`,
+      cli: ['settings', 'set', key as string, value as string, '--reason', 'r'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'settings',
+    input: 'settings set of an unknown key',
+    cli: ['settings', 'set', 'no_such_setting', '1', '--reason', 'r'],
+    expect: notFound,
+  },
+  { kind: 'settings', input: 'settings set without --reason', cli: ['settings', 'set', 'commission_bps', '500'], expect: invalid },
+  {
+    kind: 'settings',
+    input: 'flags enable of an unknown flag',
+    cli: ['flags', 'enable', 'no_such_flag', '--reason', 'r'],
+    expect: notFound,
+  },
+  { kind: 'settings', input: 'maintenance on without --reason', cli: ['maintenance', 'on'], expect: invalid },
+
+  // Maintenance: domain writes are refused (exit 5) and leave nothing behind.
+  {
+    kind: 'maintenance',
+    input: 'stock receive during maintenance',
+    cli: ['stock', 'receive', 'TEA-1KG', '1'],
+    during: 'maintenance',
+    expect: { exit: 5, code: 'maintenance_mode' },
+  },
+  {
+    kind: 'maintenance',
+    input: 'order cancel during maintenance',
+    cli: ['order', 'cancel', 'P-1', '--reason', 'r'],
+    during: 'maintenance',
+    expect: { exit: 5, code: 'maintenance_mode' },
+  },
+
+  // The database down: exit 1, a clear code, nothing half-written.
+  {
+    kind: 'database down',
+    input: 'stock receive with the database unreachable',
+    cli: ['stock', 'receive', 'TEA-1KG', '1'],
+    env: { DATABASE_URL: 'postgres://haat@127.0.0.1:1/haat' },
+    expect: { exit: 1, code: 'database_unavailable' },
+  },
+
+  // Webhooks: signatures and timestamps.
+  { kind: 'signature', input: 'wrong secret', http: { body: placed(), signed: { secret: newSecret() } }, expect: unauthorized },
+  {
+    kind: 'signature',
+    input: 'tampered body',
+    http: { body: placed([{ sku: 'TEA-1KG', qty: 9 }]), signed: { body: placed() } },
+    expect: unauthorized,
+  },
+  {
+    kind: 'signature',
+    input: 're-serialised body (same JSON, other bytes)',
+    http: { body: `${placed()} `, signed: { body: placed() } },
+    expect: unauthorized,
+  },
+  {
+    kind: 'signature',
+    input: 'truncated signature',
+    http: { body: placed(), headers: { 'webhook-signature': 'v1,AAAAAAAAAAAAAAAAAAAA' } },
+    expect: unauthorized,
+  },
+  {
+    kind: 'signature',
+    input: 'wrong-length signature',
+    http: { body: placed(), headers: { 'webhook-signature': 'v1,AAAA' } },
+    expect: unauthorized,
+  },
+  { kind: 'signature', input: 'not base64', http: { body: placed(), headers: { 'webhook-signature': 'v1,!!!!' } }, expect: unauthorized },
+  {
+    kind: 'signature',
+    input: 'unknown version',
+    http: { body: placed(), headers: { 'webhook-signature': 'v9,AAAA' } },
+    expect: unauthorized,
+  },
+  { kind: 'signature', input: 'empty signature', http: { body: placed(), headers: { 'webhook-signature': '' } }, expect: unauthorized },
+  { kind: 'signature', input: 'missing signature', http: { body: placed(), headers: { 'webhook-signature': null } }, expect: unauthorized },
+  { kind: 'signature', input: 'missing webhook-id', http: { body: placed(), headers: { 'webhook-id': null } }, expect: badRequest },
+  {
+    kind: 'signature',
+    input: 'missing webhook-timestamp',
+    http: { body: placed(), headers: { 'webhook-timestamp': null } },
+    expect: badRequest,
+  },
+  { kind: 'signature', input: 'webhook-id with non-ASCII', http: { body: placed(), id: 'évt-1' }, expect: badRequest },
+  { kind: 'signature', input: 'webhook-id of 256 characters', http: { body: placed(), id: 'e'.repeat(256) }, expect: badRequest },
+  {
+    kind: 'timestamp',
+    input: '6 minutes old',
+    http: { body: placed(), signed: { at: new Date(Date.now() - 6 * 60_000) } },
+    expect: unauthorized,
+  },
+  {
+    kind: 'timestamp',
+    input: '6 minutes in the future',
+    http: { body: placed(), signed: { at: new Date(Date.now() + 6 * 60_000) } },
+    expect: unauthorized,
+  },
+  {
+    kind: 'timestamp',
+    input: 'a year old',
+    http: { body: placed(), signed: { at: new Date(Date.now() - 365 * 86_400_000) } },
+    expect: unauthorized,
+  },
+  ...['soon', '', '1.7e9', '-1', '99999999999999999999'].map(
+    (ts): Case => ({
+      kind: 'timestamp',
+      input: `webhook-timestamp ${JSON.stringify(ts)}`,
+      http: { body: placed(), headers: { 'webhook-timestamp': ts } },
+      expect: ts === '' ? badRequest : unauthorized,
+    }),
+  ),
+  // Webhooks: ids seen before.
+  {
+    kind: 'duplicate',
+    input: 'same id and body again: 200 duplicate, no second effect',
+    http: { body: SEEN_BODY, id: 'evt_seen' },
+    expect: { status: 200, code: null },
+  },
+  {
+    kind: 'duplicate',
+    input: 'same id, other body: 409, the original kept',
+    http: { body: placed([{ sku: 'TEA-1KG', qty: 2 }], { ref: 'W-1' }), id: 'evt_seen' },
+    expect: { status: 409, code: 'idempotency_conflict' },
+  },
+  // Webhooks: the request itself.
+  {
+    kind: 'request',
+    input: 'body over 256 KiB',
+    http: { body: placed(undefined, { buyer: 'b'.repeat(300 * 1024) }) },
+    expect: { status: 413, code: 'payload_too_large' },
+  },
+  {
+    kind: 'request',
+    input: 'text/plain',
+    http: { body: placed(), headers: { 'content-type': 'text/plain' } },
+    expect: { status: 415, code: 'unsupported_media_type' },
+  },
+  {
+    kind: 'request',
+    input: 'no content-type',
+    http: { body: placed(), headers: { 'content-type': null } },
+    expect: { status: 415, code: 'unsupported_media_type' },
+  },
+  { kind: 'request', input: 'unknown source', http: { source: 'bank', body: placed() }, expect: { status: 404, code: 'not_found' } },
+  { kind: 'request', input: 'GET', http: { method: 'GET', body: '' }, expect: { status: 405, code: 'method_not_allowed' } },
+  ...['', 'not json', '{"type":', '{"type":"order.placed"}}', 'null', '[]', '"order.placed"', '\ufeff{}'].map(
+    (body): Case => ({ kind: 'not JSON or no envelope', input: JSON.stringify(body), http: { body }, expect: badRequest }),
+  ),
+  {
+    kind: 'not JSON or no envelope',
+    input: 'invalid UTF-8',
+    http: {
+      body: Buffer.concat([
+        Buffer.from('{"type":"order.placed","timestamp":"2026-01-01T00:00:00Z","data":{"ref":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}}'),
+      ]),
+    },
+    expect: badRequest,
+  },
+  // Webhooks: the event's schema.
+  { kind: 'schema', input: 'unknown event type', http: { body: eventText('order.shipped', { order_ref: 'P-1' }) }, expect: badRequest },
+  { kind: 'schema', input: 'an event from the wrong source', http: { source: 'logistics', body: captured() }, expect: badRequest },
+  {
+    kind: 'schema',
+    input: 'envelope timestamp not ISO-8601',
+    http: { body: placed().replace(/"timestamp":"[^"]+"/, '"timestamp":"yesterday"') },
+    expect: badRequest,
+  },
+  { kind: 'schema', input: 'data missing', http: { body: JSON.stringify({ type: 'order.placed', timestamp: NOW() }) }, expect: badRequest },
+  { kind: 'schema', input: 'an extra field in data', http: { body: placed(undefined, { coupon: 'FREE' }) }, expect: badRequest },
+  { kind: 'schema', input: 'no items', http: { body: placed([]) }, expect: badRequest },
+  {
+    kind: 'schema',
+    input: '101 items',
+    http: { body: placed(Array.from({ length: 101 }, (_, i) => ({ sku: `S-${i}`, qty: 1 }))) },
+    expect: badRequest,
+  },
+  { kind: 'schema', input: 'a non-canonical SKU', http: { body: placed([{ sku: 'tea-1kg', qty: 1 }]) }, expect: badRequest },
+  {
+    kind: 'schema',
+    input: 'an empty order ref',
+    http: { source: 'logistics', body: eventText('shipment.delivered', { order_ref: '' }) },
+    expect: badRequest,
+  },
+  {
+    kind: 'schema',
+    input: 'a ref of 65 characters',
+    http: { source: 'logistics', body: eventText('shipment.delivered', { order_ref: 'R'.repeat(65) }) },
+    expect: badRequest,
+  },
+  {
+    kind: 'schema',
+    input: 'payment.failed without a reason',
+    http: { source: 'payments', body: eventText('payment.failed', { order_ref: 'P-1', payment_ref: 'p' }) },
+    expect: badRequest,
+  },
+];
+
+// ---- running a case ------------------------------------------------------------------------------
+const cliEnv = { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' };
+let ids = 0;
+
+async function runHttp(c: Http['http']): Promise<{ status: number; text: string }> {
+  const id = c.id ?? `evt_bad_${++ids}`;
+  // A sender signs what the standardwebhooks library signs: the body as a (UTF-8 decoded) string.
+  const text = typeof c.body === 'string' ? c.body : c.body.toString('utf8');
+  const headers: Record<string, string> = { ...signedHeaders(c.signed?.secret ?? secret, id, c.signed?.body ?? text, c.signed?.at) };
+  for (const [name, value] of Object.entries(c.headers ?? {})) {
+    if (value === null) delete headers[name];
+    else headers[name] = value;
+  }
+  const method = c.method ?? 'POST';
+  const response = await fetch(`${intake.url}/webhooks/${c.source ?? 'storefront'}`, {
+    method,
+    headers,
+    ...(method === 'GET' ? {} : { body: c.body }),
+  });
+  return { status: response.status, text: await response.text() };
+}
+
+async function maintenance(to: 'on' | 'off'): Promise<void> {
+  const result = await runCli(['maintenance', to, '--reason', 'bad-input suite', '--yes'], { env: cliEnv });
+  assert.equal(result.code, 0, result.stderr);
+}
+
+const noStack = (text: string, what: string) => assert.doesNotMatch(text, /\n\s+at .*[(:]\d+/, `${what} shows a stack trace`);
+
+async function check(c: Case): Promise<void> {
+  if ('cli' in c) {
+    const expect = c.expect as { exit: number; code: string };
+    const env = { ...cliEnv, ...c.env };
+    // --json goes before a `--` that ends the options (stock adjust … -- -10).
+    const end = c.cli.indexOf('--');
+    const argv = end === -1 ? [...c.cli, '--json'] : [...c.cli.slice(0, end), '--json', ...c.cli.slice(end)];
+    const json = await runCli(argv, { env });
+    assert.equal(json.code, expect.exit, `exit code\n${json.stdout}${json.stderr}`);
+    noStack(json.stdout + json.stderr, 'the --json run');
+    if (expect.exit !== 0) {
+      const doc = JSON.parse(json.stdout) as { error: { code: string; message: string } };
+      assert.equal(doc.error.code, expect.code, json.stdout);
+      assert.ok(doc.error.message.length > 0, 'a message says what is wrong');
+    }
+    const human = await runCli(c.cli, { env });
+    assert.equal(human.code, expect.exit, `exit code (human)\n${human.stdout}${human.stderr}`);
+    noStack(human.stdout + human.stderr, 'the human run');
+    if (expect.exit !== 0) assert.match(human.stderr, /\S/, 'the error is said on stderr');
+  } else {
+    const expect = c.expect as { status: number; code: string | null };
+    const { status, text } = await runHttp(c.http);
+    assert.equal(status, expect.status, text);
+    assert.ok(status < 500, 'never a 5xx for bad input');
+    noStack(text, 'the response');
+    const body = JSON.parse(text) as { error?: { code: string; message: string }; duplicate?: boolean };
+    if (expect.code === null) assert.equal(body.duplicate, true, text);
+    else assert.equal(body.error?.code, expect.code, text);
+  }
+}
+
+describe('bad input, from one table across the CLI and the webhook intake: refused with its code, nothing written', () => {
+  const kinds = [...new Set(cases.map((c) => c.kind))];
+  for (const kind of kinds) {
+    test(`${kind} (${cases.filter((c) => c.kind === kind).length} cases)`, async (t) => {
+      for (const c of cases.filter((x) => x.kind === kind)) {
+        await t.test(c.input, async () => {
+          if (c.during === 'maintenance') await maintenance('on');
+          try {
+            const before = await footprint(db.pool);
+            await check(c);
+            assert.deepEqual(await footprint(db.pool), before, 'nothing was written');
+          } finally {
+            if (c.during === 'maintenance') await maintenance('off');
+          }
+        });
+      }
+    });
+  }
+
+  test('the table covers every family of BAD_INPUTS.md on both surfaces', () => {
+    assert.ok(cases.length >= 200, `${cases.length} cases`);
+    const cli = new Set(cases.filter((c) => 'cli' in c).map((c) => c.kind));
+    const http = new Set(cases.filter((c) => 'http' in c).map((c) => c.kind));
+    for (const kind of ['quantity', 'money', 'currency', 'client price']) {
+      assert.ok(cli.has(kind) && http.has(kind), `${kind} on both surfaces`);
+    }
+  });
+});
+
+describe('a command that failed validation, then corrected with the same key', () => {
+  test('the corrected one runs, once', async () => {
+    const key = 'corrected-key';
+    const onHand = async () =>
+      (JSON.parse((await runCli(['stock', 'show', 'RICE-5KG', '--json'], { env: cliEnv })).stdout) as { on_hand: number }).on_hand;
+    const start = await onHand();
+    const bad = await runCli(['stock', 'receive', 'RICE-5KG', '1.5', '--idempotency-key', key, '--json'], { env: cliEnv });
+    assert.equal(bad.code, 2);
+    const good = await runCli(['stock', 'receive', 'RICE-5KG', '2', '--idempotency-key', key, '--json'], { env: cliEnv });
+    assert.equal(good.code, 0, good.stdout);
+    assert.equal((JSON.parse(good.stdout) as { on_hand: number }).on_hand, start + 2);
+    const again = await runCli(['stock', 'receive', 'RICE-5KG', '2', '--idempotency-key', key, '--json'], { env: cliEnv });
+    assert.equal(again.code, 0);
+    assert.equal((JSON.parse(again.stdout) as { on_hand: number }).on_hand, start + 2, 'a replay: the original outcome');
+    assert.equal(await onHand(), start + 2, 'added once');
+  });
+});
