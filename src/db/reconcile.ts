@@ -12,7 +12,15 @@ export type Check = {
   readonly name: string;
   readonly ok: boolean;
   readonly violations: readonly Record<string, unknown>[];
+  /** Time of the query behind the check (1–3 share one query, 4–5 another). */
+  readonly ms: number;
 };
+
+async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const result = await work();
+  return [result, Math.round(performance.now() - started)];
+}
 
 const INVENTORY_CHECKS = [
   [1, 'reserved_within_on_hand'],
@@ -23,6 +31,9 @@ const ORDER_CHECKS = [
   [4, 'reservations_match_state'],
   [5, 'transitions_form_a_chain'],
 ] as const;
+
+/** Orders per round trip when re-hashing snapshots (keyset-paged by ref). */
+const SNAPSHOT_BATCH = 5000;
 
 async function snapshotViolations(db: Queryable): Promise<Record<string, unknown>[]> {
   const violations: Record<string, unknown>[] = [];
@@ -42,7 +53,7 @@ async function snapshotViolations(db: Queryable): Promise<Record<string, unknown
       select o.ref, o.currency, o.total_amount as total, o.commission_bps as bps, o.snapshot_hash as hash,
              (select coalesce(json_agg(json_build_object('sku', i.sku, 'qty', i.qty::text, 'unit_price', i.unit_price::text, 'total', i.total::text) order by i.sku), '[]')::text from order_items i where i.order_id = o.id) as items,
              (select coalesce(json_agg(json_build_object('seller', s.seller, 'subtotal', s.subtotal::text, 'commission', s.commission::text, 'payout', s.payout::text) order by s.seller), '[]')::text from order_seller_splits s where s.order_id = o.id) as splits
-      from orders o where o.state not in ('pending', 'rejected') and o.ref > ${after} order by o.ref limit 1000`);
+      from orders o where o.state not in ('pending', 'rejected') and o.ref > ${after} order by o.ref limit ${SNAPSHOT_BATCH}`);
     for (const o of batch) {
       const items = JSON.parse(o.items) as { sku: string; qty: string; unit_price: string; total: string }[];
       const splits = JSON.parse(o.splits) as { seller: string; subtotal: string; commission: string; payout: string }[];
@@ -60,7 +71,7 @@ async function snapshotViolations(db: Queryable): Promise<Record<string, unknown
       });
       if (o.hash !== expected) violations.push({ order_ref: o.ref, stored: o.hash, recomputed: expected });
     }
-    if (batch.length < 1000) return violations;
+    if (batch.length < SNAPSHOT_BATCH) return violations;
     after = batch.at(-1)?.ref ?? after;
   }
 }
@@ -101,23 +112,23 @@ async function eventViolations(db: Queryable): Promise<readonly Record<string, u
 }
 
 export async function reconcile(db: Queryable): Promise<Check[]> {
-  const inventory = await inventoryViolations(db);
-  const orders = await orderViolations(db);
+  const [inventory, inventoryMs] = await timed(() => inventoryViolations(db));
+  const [orders, ordersMs] = await timed(() => orderViolations(db));
   const checks: Check[] = [
     ...INVENTORY_CHECKS.map(([invariant, name]) => {
       const violations = inventory.filter((v) => v.check === name).map((v) => ({ sku: v.sku, detail: v.detail }));
-      return { invariant, name, ok: violations.length === 0, violations };
+      return { invariant, name, ok: violations.length === 0, violations, ms: inventoryMs };
     }),
     ...ORDER_CHECKS.map(([invariant, name]) => {
       const violations = orders.filter((v) => v.check === name).map((v) => ({ order_ref: v.order_ref, detail: v.detail }));
-      return { invariant, name, ok: violations.length === 0, violations };
+      return { invariant, name, ok: violations.length === 0, violations, ms: ordersMs };
     }),
   ];
-  const snapshots = await snapshotViolations(db);
-  checks.push({ invariant: 6, name: 'money_snapshot_matches_hash', ok: snapshots.length === 0, violations: snapshots });
-  const ledger = await ledgerViolations(db);
-  checks.push({ invariant: 7, name: 'ledger_balances', ok: ledger.length === 0, violations: ledger });
-  const events = await eventViolations(db);
-  checks.push({ invariant: 8, name: 'events_have_outcomes', ok: events.length === 0, violations: events });
+  const [snapshots, snapshotsMs] = await timed(() => snapshotViolations(db));
+  checks.push({ invariant: 6, name: 'money_snapshot_matches_hash', ok: snapshots.length === 0, violations: snapshots, ms: snapshotsMs });
+  const [ledger, ledgerMs] = await timed(() => ledgerViolations(db));
+  checks.push({ invariant: 7, name: 'ledger_balances', ok: ledger.length === 0, violations: ledger, ms: ledgerMs });
+  const [events, eventsMs] = await timed(() => eventViolations(db));
+  checks.push({ invariant: 8, name: 'events_have_outcomes', ok: events.length === 0, violations: events, ms: eventsMs });
   return checks;
 }

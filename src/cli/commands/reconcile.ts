@@ -18,8 +18,8 @@ export function registerReconcileCommand(program: Command, base: BaseDeps): void
       const human = () =>
         [
           table(
-            ['#', 'CHECK', 'RESULT'],
-            checks.map((c) => [String(c.invariant), c.name, c.ok ? 'ok' : `${c.violations.length} violation(s)`]),
+            ['#', 'CHECK', 'RESULT', 'QUERY MS'],
+            checks.map((c) => [String(c.invariant), c.name, c.ok ? 'ok' : `${c.violations.length} violation(s)`, String(c.ms)]),
           ),
           ...failed.flatMap((c) => [`\n${c.name}:`, ...c.violations.slice(0, 50).map((v) => `  ${toJsonText(v)}`)]),
         ].join('\n');
