@@ -24,33 +24,102 @@ export type WorkerOptions = {
 };
 
 export type RunningWorker = {
+  /** The graphile-worker runner now in use (a new one after a restart). */
   readonly runner: Runner;
+  /** How many times the runner stopped on its own and was started again. */
+  readonly restarts: number;
   /** Stops taking jobs and waits for running ones to finish. */
   stop(): Promise<void>;
 };
 
+/** Backoff between restarts of a runner that stopped on its own: 1 s, doubling, at most 30 s. */
+const RESTART_MIN_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+/** A runner that lived this long resets the backoff. */
+const HEALTHY_AFTER_MS = 60_000;
+
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const tasks = options.tasks ?? haatTasks;
   const log = options.log.child({ component: 'worker' });
-  const events = new EventEmitter() as WorkerEvents;
+  // Pool ids of the live runner, heartbeated; a dead runner's ids stop beating, so the sweep of
+  // any worker frees the jobs it left locked.
   const poolIds = new Set<string>();
-  events.on('pool:create', ({ workerPool }) => poolIds.add(workerPool.id));
-  const runner = await run({
-    events,
-    // While maintenance mode is on, domain jobs stay queued: not taken, no attempt used.
-    forbiddenFlags: async () => ((await maintenanceStatus(options.pool).catch(() => ({ enabled: false }))).enabled ? [DOMAIN_FLAG] : []),
-    connectionString: options.url,
-    concurrency: options.concurrency,
-    maxPoolSize: options.concurrency + 2,
-    noHandleSignals: true,
-    pollInterval: options.pollIntervalMs ?? 2_000,
-    taskList: buildTaskList(tasks, options.pool, log),
-    parsedCronItems: buildCronItems(options.crontab ?? haatCrontab, tasks),
-    logger: new WorkerLogger(graphileLogFactory(log)),
-    // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
-    // graceful stop can end the pool before a finished job is marked complete, leaving it locked.
-    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
-  });
+  const everyPoolId = new Set<string>();
+  const startRunner = async (): Promise<{ runner: Runner; ids: Set<string> }> => {
+    const events = new EventEmitter() as WorkerEvents;
+    const ids = new Set<string>();
+    events.on('pool:create', ({ workerPool }) => {
+      ids.add(workerPool.id);
+      poolIds.add(workerPool.id);
+      everyPoolId.add(workerPool.id);
+    });
+    const runner = await run({
+      events,
+      // While maintenance mode is on, domain jobs stay queued: not taken, no attempt used.
+      forbiddenFlags: async () => ((await maintenanceStatus(options.pool).catch(() => ({ enabled: false }))).enabled ? [DOMAIN_FLAG] : []),
+      connectionString: options.url,
+      concurrency: options.concurrency,
+      maxPoolSize: options.concurrency + 2,
+      noHandleSignals: true,
+      pollInterval: options.pollIntervalMs ?? 2_000,
+      taskList: buildTaskList(tasks, options.pool, log),
+      parsedCronItems: buildCronItems(options.crontab ?? haatCrontab, tasks),
+      logger: new WorkerLogger(graphileLogFactory(log)),
+      // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
+      // graceful stop can end the pool before a finished job is marked complete, leaving it locked.
+      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    });
+    return { runner, ids };
+  };
+
+  let current = await startRunner();
+  let restarts = 0;
+  let stopping: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+
+  // graphile-worker shuts a runner down by itself when it cannot record a job's completion or
+  // failure (e.g. its connections were terminated past its retries). The process must not stay up
+  // with no runner: start a new one, with backoff, until stop() is called.
+  const supervise = async (): Promise<void> => {
+    let delay = RESTART_MIN_MS;
+    while (stopping === undefined) {
+      const { runner, ids } = current;
+      const startedAt = Date.now();
+      const reason = await runner.promise.then(
+        () => 'stopped',
+        (error: unknown) => String(error),
+      );
+      for (const id of ids) poolIds.delete(id);
+      if (stopping !== undefined) return;
+      if (Date.now() - startedAt > HEALTHY_AFTER_MS) delay = RESTART_MIN_MS;
+      log.error({ reason, restartInMs: delay }, 'the job runner stopped on its own; starting a new one');
+      for (;;) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+        delay = Math.min(delay * 2, RESTART_MAX_MS);
+        if (stopping !== undefined) return;
+        try {
+          current = await startRunner();
+          restarts++;
+          break;
+        } catch (error) {
+          log.error({ err: error, restartInMs: delay }, 'could not start the job runner; retrying');
+        }
+      }
+      if (stopping !== undefined) {
+        await current.runner.stop('haat is shutting down');
+        return;
+      }
+    }
+  };
+  const supervising = supervise();
+
   const heartbeatMs = options.heartbeatMs ?? 10_000;
   const beat = async () => {
     try {
@@ -64,15 +133,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   await beat();
   const timer = setInterval(() => void beat(), heartbeatMs);
   timer.unref();
-  let stopping: Promise<void> | undefined;
   return {
-    runner,
+    get runner() {
+      return current.runner;
+    },
+    get restarts() {
+      return restarts;
+    },
     stop: () => {
       stopping ??= (async () => {
         clearInterval(timer);
-        await runner.stop('haat is shutting down');
-        await runner.promise.catch(() => undefined);
-        await forget(options.pool, [...poolIds]).catch((error: unknown) => log.warn({ err: error }, 'could not deregister'));
+        wake?.();
+        await current.runner.stop('haat is shutting down').catch(() => undefined);
+        await current.runner.promise.catch(() => undefined);
+        await supervising;
+        await forget(options.pool, [...everyPoolId]).catch((error: unknown) => log.warn({ err: error }, 'could not deregister'));
       })();
       return stopping;
     },

@@ -155,6 +155,56 @@ describe('the worker', () => {
     assert.match(broken[0]?.msg ?? '', /Failed task .* with error 'disk on fire'/);
   });
 
+  test('keeps taking jobs after its database connections are terminated, again and again', async () => {
+    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100 });
+    let settled = false;
+    void worker.runner.promise.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    try {
+      for (let round = 1; round <= 5; round++) {
+        await db.pool
+          .query(
+            sql.unsafe`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`,
+          )
+          .catch(() => undefined);
+        await sleep(300);
+        const jobId = await waitFor('the job to be added', () => addJob('ping', { note: `after cut ${round}` }).catch(() => undefined));
+        await waitFor(`the ping after cut ${round}`, () =>
+          db.pool
+            .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
+            .then((n) => n ?? undefined)
+            .catch(() => undefined),
+        );
+      }
+      assert.equal(settled, false, 'the worker is still running');
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  test('a runner that stops on its own (as graphile-worker does when it cannot record a completion) is replaced', async () => {
+    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 1, pollIntervalMs: 100 });
+    try {
+      const first = worker.runner;
+      await first.stop('simulating graphile-worker giving up');
+      await waitFor('a new runner', async () => (worker.runner !== first ? true : undefined));
+      assert.equal(worker.restarts, 1);
+      const jobId = await addJob('ping', { note: 'after the restart' });
+      const note = await waitFor('the ping', () =>
+        db.pool
+          .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
+          .then((n) => n ?? undefined),
+      );
+      assert.equal(note, 'after the restart');
+    } finally {
+      await worker.stop();
+    }
+    const beating = await db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from worker_heartbeats`);
+    assert.equal(beating, 0n, 'every pool it ever ran is deregistered at stop');
+  });
+
   test('every cron item names a task in the task list', () => {
     assert.doesNotThrow(() => buildCronItems(haatCrontab, haatTasks));
     assert.throws(
