@@ -10,27 +10,19 @@
 // webhook whose command is refused (unknown SKU, too little stock) records that outcome. They have
 // their own tests (test/db/money.test.ts, test/intake/webhooks.test.ts).
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { applyCommand } from '../../src/commands/apply-command.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
-import { startIntake } from '../../src/intake/server.ts';
 import { signedHeaders } from '../../src/intake/sign.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { footprint } from '../helpers/footprint.ts';
+import { startTestIntake } from '../helpers/intake.ts';
 import { mustApply, seedCatalog, silent } from '../helpers/seed.ts';
 
 const db = await createTestDatabase();
-const secret = newSecret();
-const intake = await startIntake({
-  pool: db.pool,
-  log: silent,
-  expectedMigration: undefined,
-  secrets: { storefront: [secret], payments: [secret], logistics: [secret] },
-  port: 0,
-  host: '127.0.0.1',
-});
-after(() => intake.close());
+const intake = await startTestIntake(db.pool);
+const secret = intake.secret;
 
 // ---- the seeded world every case starts from -------------------------------------------------
 // TEA-1KG: 11 on hand (10 + 1 under the key `used-key`), 2 reserved by the pending order P-1.
@@ -107,11 +99,26 @@ const BAD_COUNTS = [
   '२',
   '1000001',
   '9223372036854775808',
+  '99999999999999999999999',
   '1'.repeat(400),
   'NaN',
   'null',
 ];
-const BAD_MONEY = ['10.5', '10.50', '₹10', '10 INR', 'NaN', 'Infinity', '-1', '1e3', '1000000000001', '9223372036854775808', '', 'null'];
+const BAD_MONEY = [
+  '10.5',
+  '10.50',
+  '"10.50"',
+  '₹10',
+  '10 INR',
+  'NaN',
+  'Infinity',
+  '-1',
+  '1e3',
+  '1000000000001',
+  '9223372036854775808',
+  '',
+  'null',
+];
 const BAD_KEYS: readonly [string, string][] = [
   ['empty', ''],
   ['256 characters', 'k'.repeat(256)],
@@ -142,7 +149,7 @@ const cases: readonly Case[] = [
       expect: invalid,
     }),
   ),
-  ...['0', '1.5', '+1', '--1', '1000001', '-1000001', '-9223372036854775809'].map(
+  ...['0', '1.5', '+1', '--1', '-1e3', '', '1000001', '-1000001', '-9223372036854775809'].map(
     (d): Case => ({
       kind: 'quantity',
       input: `stock adjust ${JSON.stringify(d)}`,
@@ -235,6 +242,8 @@ const cases: readonly Case[] = [
 
   // Catalog and inventory.
   { kind: 'unknown', input: 'stock receive of an unknown SKU', cli: ['stock', 'receive', 'NOPE-1', '1'], expect: notFound },
+  { kind: 'unknown', input: 'stock show of an unknown SKU', cli: ['stock', 'show', 'NOPE-1'], expect: notFound },
+  { kind: 'unknown', input: 'order show of an unknown order', cli: ['order', 'show', 'NO-SUCH-ORDER'], expect: notFound },
   { kind: 'unknown', input: 'stock adjust of an unknown SKU', cli: ['stock', 'adjust', 'NOPE-1', '1', '--reason', 'r'], expect: notFound },
   {
     kind: 'unknown',

@@ -1,18 +1,16 @@
 // Operator controls on a real PostgreSQL: settings, flags, maintenance mode (held jobs, refused
 // writes, audited bypass), the append-only audit log, prompts, and the job queue.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Prompter } from '../../src/cli/prompts.ts';
 import { pgErrorOf } from '../../src/db/errors.ts';
 import { sql } from '../../src/db/sql.ts';
-import { newSecret } from '../../src/intake/secrets.ts';
-import { startIntake } from '../../src/intake/server.ts';
-import { signedHeaders } from '../../src/intake/sign.ts';
 import { startWorker } from '../../src/worker/run-worker.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { startTestIntake } from '../helpers/intake.ts';
 import { seedCatalog, silent } from '../helpers/seed.ts';
 
 const db = await createTestDatabase();
@@ -24,16 +22,7 @@ const json = (stdout: string) => JSON.parse(stdout);
 const auditCount = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from audit_log`);
 const onHand = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select on_hand as n from inventory where sku = 'TEA-1KG'`);
 
-const secret = newSecret();
-const intake = await startIntake({
-  pool: db.pool,
-  log: silent,
-  expectedMigration: undefined,
-  secrets: { storefront: [secret], payments: [secret], logistics: [secret] },
-  port: 0,
-  host: '127.0.0.1',
-});
-after(() => intake.close());
+const intake = await startTestIntake(db.pool);
 
 async function post(id: string, ref: string): Promise<number> {
   const body = JSON.stringify({
@@ -41,9 +30,7 @@ async function post(id: string, ref: string): Promise<number> {
     timestamp: '2026-11-25T10:00:00Z',
     data: { ref, buyer: 'b', currency: 'INR', items: [{ sku: 'TEA-1KG', qty: 1 }] },
   });
-  const response = await fetch(`${intake.url}/webhooks/storefront`, { method: 'POST', headers: signedHeaders(secret, id, body), body });
-  await response.body?.cancel();
-  return response.status;
+  return intake.send('storefront', id, body);
 }
 
 describe('settings', () => {

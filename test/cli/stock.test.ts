@@ -1,7 +1,6 @@
-// Catalog and stock through the real CLI: outcomes, exit codes, and bad input that changes nothing.
+// Catalog and stock through the real CLI: outcomes, exit codes, tables and JSON (bad input: test/bad-inputs/).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { z } from 'zod';
 import { sql } from '../../src/db/sql.ts';
 import { runCli, spawnCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
@@ -9,15 +8,6 @@ import { createTestDatabase } from '../helpers/db.ts';
 const db = await createTestDatabase();
 const env = { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' };
 const cli = (...argv: string[]) => runCli(argv, { env });
-
-/** Everything a refused command must leave untouched. */
-async function footprint() {
-  return db.pool.one(sql.type(z.object({ keys: z.bigint(), jobs: z.bigint(), moves: z.bigint(), stock: z.string().nullable() }))`
-    select (select count(*) from idempotency_keys) as keys,
-           (select count(*) from graphile_worker.jobs) as jobs,
-           (select count(*) from inventory_movements) as moves,
-           (select string_agg(sku || ':' || on_hand || ':' || reserved, ',' order by sku) from inventory) as stock`);
-}
 
 function errorCode(stdout: string): string {
   return (JSON.parse(stdout) as { error: { code: string } }).error.code;
@@ -55,33 +45,6 @@ describe('catalog', () => {
     assert.equal(human.code, 0);
     assert.match(human.stdout, /₹12,34,567\.89/);
   });
-
-  test('refuses bad catalog input with its exit code and writes nothing', async () => {
-    const before = await footprint();
-    const cases: [string[], number, string][] = [
-      [['seller', 'add', 'Tea House', '--name', 'x'], 2, 'invalid_input'],
-      [['seller', 'add', 'tea-house', '--name', 'Again'], 3, 'conflict'],
-      [['sku', 'add', 'tea-1kg', '--seller', 'tea-house', '--price', '1', '--currency', 'INR'], 2, 'invalid_input'],
-      [['sku', 'add', 'TEA 1KG', '--seller', 'tea-house', '--price', '1', '--currency', 'INR'], 2, 'invalid_input'],
-      [['sku', 'add', 'TEA-1KG', '--seller', 'tea-house', '--price', '1', '--currency', 'INR'], 3, 'conflict'],
-      [['sku', 'add', 'NEW', '--seller', 'nobody', '--price', '1', '--currency', 'INR'], 4, 'not_found'],
-      [['sku', 'add', 'NEW', '--seller', 'tea-house', '--price', '1', '--currency', 'inr'], 2, 'invalid_input'],
-      [['sku', 'add', 'NEW', '--seller', 'tea-house', '--price', '1', '--currency', 'XYZ'], 2, 'invalid_input'],
-      ...['10.5', '"10.50"', '₹10', 'NaN', 'Infinity', '-1', '1e3', '1000000000001', '9223372036854775808', ''].map(
-        (price): [string[], number, string] => [
-          ['sku', 'add', 'NEW', '--seller', 'tea-house', '--price', price, '--currency', 'INR'],
-          2,
-          'invalid_input',
-        ],
-      ),
-    ];
-    for (const [argv, exit, code] of cases) {
-      const result = await cli(...argv, '--json');
-      assert.equal(result.code, exit, `${argv.join(' ')} → ${result.stdout}`);
-      assert.equal(errorCode(result.stdout), code, argv.join(' '));
-    }
-    assert.deepEqual(await footprint(), before);
-  });
 });
 
 describe('stock', () => {
@@ -113,45 +76,6 @@ describe('stock', () => {
     assert.equal(other.code, 3);
     assert.equal(errorCode(other.stdout), 'idempotency_conflict');
     assert.equal(JSON.parse((await cli('stock', 'show', 'RICE-5KG', '--json')).stdout).on_hand, 5);
-  });
-
-  test('every bad quantity, delta and key is invalid_input (exit 2) and writes nothing; an unknown SKU exits 4', async () => {
-    const before = await footprint();
-    const badQuantities = [
-      '0',
-      '-1',
-      '1.5',
-      '1e3',
-      '0x10',
-      ' 2',
-      '2 ',
-      '+2',
-      '',
-      '１２',
-      '١٢',
-      '1000001',
-      '9223372036854775808',
-      '99999999999999999999999',
-    ];
-    for (const qty of badQuantities) {
-      const result = await cli('stock', 'receive', 'TEA-1KG', qty, '--json');
-      assert.equal(result.code, 2, `receive ${JSON.stringify(qty)}`);
-      assert.equal(errorCode(result.stdout), 'invalid_input');
-    }
-    for (const delta of ['0', '1.5', '--1', '-1e3', '-1000001', '']) {
-      const result = await cli('stock', 'adjust', 'TEA-1KG', delta, '--reason', 'x', '--json');
-      assert.equal(result.code, 2, `adjust ${JSON.stringify(delta)}`);
-    }
-    for (const key of ['', 'x'.repeat(256), 'tab\there', 'ключ', 'new\nline']) {
-      const result = await cli('stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', key, '--json');
-      assert.equal(result.code, 2, `key ${JSON.stringify(key)}`);
-      assert.equal(errorCode(result.stdout), 'invalid_input');
-    }
-    const unknown = await cli('stock', 'receive', 'NOPE', '1', '--json');
-    assert.equal(unknown.code, 4);
-    assert.equal(errorCode(unknown.stdout), 'not_found');
-    assert.equal((await cli('stock', 'show', 'NOPE', '--json')).code, 4);
-    assert.deepEqual(await footprint(), before);
   });
 
   test('adjusting below what is reserved is a conflict (exit 3) and changes nothing', async () => {

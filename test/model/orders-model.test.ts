@@ -4,31 +4,20 @@
 // of `haat reconcile` holds. A failure prints fast-check's seed, path and shrunk sequence; pin the
 // sequence in REGRESSIONS below so it runs on every test run from then on.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { applyCommand } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
 import type { Outcome } from '../../src/domain/commands.ts';
-import { newSecret } from '../../src/intake/secrets.ts';
-import { startIntake } from '../../src/intake/server.ts';
-import { signedHeaders } from '../../src/intake/sign.ts';
 import { expireReservations } from '../../src/worker/tasks/expire-reservations.ts';
 import { assertReconciles, createTestDatabase } from '../helpers/db.ts';
+import { startTestIntake } from '../helpers/intake.ts';
 import { apply, mustApply, silent } from '../helpers/seed.ts';
 
 const db = await createTestDatabase();
 await mustApply(db.pool, { type: 'seller.add', payload: { handle: 'model', name: 'Model' } });
-const secret = newSecret();
-const intake = await startIntake({
-  pool: db.pool,
-  log: silent,
-  expectedMigration: undefined,
-  secrets: { storefront: [secret], payments: [secret], logistics: [secret] },
-  port: 0,
-  host: '127.0.0.1',
-});
-after(() => intake.close());
+const intake = await startTestIntake(db.pool);
 
 type Order = { sku: string; qty: number; state: string; total: number };
 type Stock = { onHand: number; reserved: number };
@@ -78,13 +67,12 @@ async function agree(model: Model, real: Real): Promise<void> {
 
 /** POSTs a signed webhook and runs its job as a worker would (twice: a duplicate delivery of the job). */
 async function deliver(id: string, body: string): Promise<number> {
-  const response = await fetch(`${intake.url}/webhooks/payments`, { method: 'POST', headers: signedHeaders(secret, id, body), body });
-  await response.body?.cancel();
+  const status = await intake.send('payments', id, body);
   await applyCommand(db.pool, 'webhook:payments', id, silent);
   await applyCommand(db.pool, 'webhook:payments', id, silent);
   // The job the intake queued is done (its work ran above); a worker would complete it.
   await db.pool.query(sql.unsafe`select graphile_worker.remove_job(${`cmd:webhook:payments:${id}`})`);
-  return response.status;
+  return status;
 }
 
 class Receive implements fc.AsyncCommand<Model, Real> {

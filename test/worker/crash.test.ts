@@ -3,31 +3,20 @@
 // is placed twice, and DESIGN.md invariants 1–5 hold.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { inventoryViolations } from '../../src/db/inventory.ts';
 import { orderViolations } from '../../src/db/orders.ts';
 import { sql } from '../../src/db/sql.ts';
-import { newSecret } from '../../src/intake/secrets.ts';
-import { startIntake } from '../../src/intake/server.ts';
-import { signedHeaders } from '../../src/intake/sign.ts';
 import { haatBin, repoRoot } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
-import { seedCatalog, silent } from '../helpers/seed.ts';
+import { startTestIntake } from '../helpers/intake.ts';
+import { seedCatalog } from '../helpers/seed.ts';
 
 const db = await createTestDatabase();
 await seedCatalog(db.pool, { LAST: 60 });
-const secret = newSecret();
-const intake = await startIntake({
-  pool: db.pool,
-  log: silent,
-  expectedMigration: undefined,
-  secrets: { storefront: [secret], payments: [secret], logistics: [secret] },
-  port: 0,
-  host: '127.0.0.1',
-});
-after(() => intake.close());
+const intake = await startTestIntake(db.pool);
 
 function worker(): ChildProcess {
   return spawn(process.execPath, [haatBin, 'worker', '--concurrency', '4'], {
@@ -44,9 +33,7 @@ async function post(i: number): Promise<number> {
     timestamp: '2026-11-25T10:00:00Z',
     data: { ref: `K-${i}`, buyer: `b-${i}`, currency: 'INR', items: [{ sku: 'LAST', qty: 1 }] },
   });
-  const response = await fetch(`${intake.url}/webhooks/storefront`, { method: 'POST', headers: signedHeaders(secret, id, body), body });
-  await response.body?.cancel();
-  return response.status;
+  return intake.send('storefront', id, body);
 }
 
 const done = () =>
