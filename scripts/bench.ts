@@ -30,6 +30,7 @@ const count = (v: string | undefined, what: string) => {
 };
 const ORDERS = count(values.orders, 'orders');
 const SKUS = count(values.skus, 'skus');
+if (SKUS > 9_999_999) throw new Error('--skus must be at most 9999999');
 const MOVEMENTS = count(values.movements, 'movements');
 const SELLERS = 100;
 const BPS = 1000;
@@ -50,6 +51,7 @@ const timed = async <T>(label: string, work: () => Promise<T>): Promise<[T, numb
   return [result, ms];
 };
 
+let pool: Awaited<ReturnType<typeof createDatabasePool>> | undefined;
 try {
   await migrateDatabase(url, log);
   const db = new pg.Client({ connectionString: url });
@@ -61,7 +63,7 @@ try {
     await db.query(`set local session_replication_role = replica`);
     await db.query(`insert into sellers (handle, name) select 's-' || g, 'Seller ' || g from generate_series(1, ${SELLERS}) g`);
     await db.query(`insert into skus (code, seller, price_amount, currency)
-      select 'B-' || lpad(g::text, 6, '0'), 's-' || (g % ${SELLERS} + 1), (g % 500 + 1) * 10, 'INR' from generate_series(1, ${SKUS}) g`);
+      select 'B-' || lpad(g::text, 7, '0'), 's-' || (g % ${SELLERS} + 1), (g % 500 + 1) * 10, 'INR' from generate_series(1, ${SKUS}) g`);
     // Orders: one or two items; states in fixed proportions.
     await db.query(`create temp table o as
       select g, gen_random_uuid() as id, 'BO-' || g as ref,
@@ -70,7 +72,7 @@ try {
     await db.query(`create temp table i as
       select distinct on (o.id, s.code) o.id as order_id, o.g, s.code as sku, (o.g % 3 + 1)::bigint as qty, s.price_amount as unit_price, s.seller
       from o cross join lateral (values (o.g % ${SKUS} + 1), ((o.g * 7) % ${SKUS} + 1)) v(n)
-      join skus s on s.code = 'B-' || lpad(v.n::text, 6, '0')`);
+      join skus s on s.code = 'B-' || lpad(v.n::text, 7, '0')`);
     await db.query('create index on i (order_id)');
     await db.query(`insert into orders (id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, commission_bps, created_at, updated_at)
       select o.id, o.ref, 'b-' || (o.g % 1000), 'INR', o.state, (select sum(qty * unit_price) from i where i.order_id = o.id),
@@ -101,7 +103,7 @@ try {
     // Movements: a receive per SKU big enough for its orders, then each reservation's movements,
     // then single-unit receives until the requested number of movements.
     await db.query(`insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta, reason)
-      select code, 'receive', 100000, 0, 'bench' from skus`);
+      select s.code, 'receive', coalesce((select sum(r.qty) from reservations r where r.sku = s.code), 0) + 1000, 0, 'bench' from skus s`);
     await db.query(`insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta, reservation_id)
       select r.sku, 'reserve', 0, r.qty, r.id from reservations r`);
     await db.query(`insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta, reservation_id)
@@ -111,7 +113,7 @@ try {
     const { rows } = await db.query('select count(*)::int as n from inventory_movements');
     const more = Math.max(0, MOVEMENTS - (rows[0] as { n: number }).n);
     await db.query(`insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta, reason)
-      select 'B-' || lpad((g % ${SKUS} + 1)::text, 6, '0'), 'receive', 1, 0, 'bench' from generate_series(1, ${more}) g`);
+      select 'B-' || lpad((g % ${SKUS} + 1)::text, 7, '0'), 'receive', 1, 0, 'bench' from generate_series(1, ${more}) g`);
     await db.query(`insert into inventory (sku, on_hand, reserved)
       select sku, sum(on_hand_delta), sum(reserved_delta) from inventory_movements group by sku`);
     // Money: splits (commission = 10% exactly: every price is a multiple of 10) and a capture
@@ -134,7 +136,8 @@ try {
   });
 
   // Snapshot hashes of every non-pending order, computed by the one function reconcile uses.
-  const pool = await createDatabasePool(url, { maxPoolSize: 4 });
+  const reader = await createDatabasePool(url, { maxPoolSize: 4 });
+  pool = reader;
   await timed('snapshot hashes', async () => {
     let after = '';
     for (;;) {
@@ -181,7 +184,7 @@ try {
     select relname as t, n_live_tup::text as n from pg_stat_user_tables
     where relname in ('inventory','inventory_movements','reservations','orders','order_items','order_transitions','order_seller_splits','journal_entries','postings')
     order by relname`);
-  const [checks, reconcileMs] = await timed('reconcile', () => reconcile(pool));
+  const [checks, reconcileMs] = await timed('reconcile', () => reconcile(reader));
   const failing = checks.filter((c) => !c.ok);
   if (failing.length > 0)
     throw new Error(
@@ -189,13 +192,13 @@ try {
     );
 
   // One broken row (a unit appears without a movement) must be found, and only it.
-  await db.query(`update inventory set on_hand = on_hand + 1 where sku = 'B-000042'`);
-  const [broken, brokenMs] = await timed('reconcile with one broken row', () => reconcile(pool));
+  const victim = 'B-0000001';
+  await db.query(`update inventory set on_hand = on_hand + 1 where sku = $1`, [victim]);
+  const [broken, brokenMs] = await timed('reconcile with one broken row', () => reconcile(reader));
   const found = broken.filter((c) => !c.ok).flatMap((c) => c.violations.map((v) => `${c.name}:${String(v.sku)}`));
-  if (found.join() !== 'on_hand_is_movements:B-000042') throw new Error(`expected exactly the broken SKU, found ${found.join(', ')}`);
+  if (found.join() !== `on_hand_is_movements:${victim}`) throw new Error(`expected exactly the broken SKU, found ${found.join(', ')}`);
 
-  const version = (await pool.oneFirst(sql.type(z.object({ v: z.string() }))`select current_setting('server_version') as v`)) as string;
-  await pool.end();
+  const version = (await reader.oneFirst(sql.type(z.object({ v: z.string() }))`select current_setting('server_version') as v`)) as string;
   await db.end();
   console.log(
     JSON.stringify(
@@ -217,6 +220,7 @@ try {
   console.error(error);
   process.exitCode = 1;
 } finally {
+  await pool?.end();
   await admin.query(`drop database if exists ${name} with (force)`);
   await admin.end();
   await target.release();

@@ -17,9 +17,10 @@ export function graphileLogFactory(log: Logger): (scope: Partial<Scope>) => LogF
     return (level, message, meta) => {
       const fields = meta ?? {};
       const error = fields.error as { expectedRetry?: unknown; message?: unknown } | undefined;
-      if (fields.failure === true && error?.expectedRetry === true) {
-        // A job that asked to be retried (an early event, maintenance): not a failure to alert on.
-        const job = fields.job as { id?: unknown; attempts?: unknown; max_attempts?: unknown; run_at?: unknown } | undefined;
+      const job = fields.job as { id?: unknown; attempts?: unknown; max_attempts?: unknown } | undefined;
+      if (fields.failure === true && error?.expectedRetry === true && Number(job?.attempts) < Number(job?.max_attempts)) {
+        // A job that asked to be retried (an early event, maintenance) and will be: not a failure
+        // to alert on. On its last attempt it is one, and is logged as such below.
         child.info(
           { jobId: String(job?.id), attempt: job?.attempts, maxAttempts: job?.max_attempts },
           `job will be retried: ${String(error.message)}`,

@@ -27,6 +27,14 @@ export async function unlockDeadWorkers(db: Queryable, staleMs: number): Promise
   });
 }
 
-export async function forget(db: Queryable, workerIds: readonly string[]): Promise<void> {
-  await db.query(sql.unsafe`delete from worker_heartbeats where worker_id = any(${sql.array(workerIds, 'text')})`);
+/**
+ * For pools known to have stopped (this process saw them end): unlock whatever they left locked
+ * and drop their heartbeat rows, at once, instead of waiting for the stale-heartbeat sweep.
+ */
+export async function releaseStoppedPools(db: Queryable, workerIds: readonly string[]): Promise<void> {
+  if (workerIds.length === 0) return;
+  await db.transaction(async (tx) => {
+    await tx.query(sql.unsafe`select graphile_worker.force_unlock_workers(${sql.array(workerIds, 'text')})`);
+    await tx.query(sql.unsafe`delete from worker_heartbeats where worker_id = any(${sql.array(workerIds, 'text')})`);
+  });
 }

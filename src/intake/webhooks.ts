@@ -17,8 +17,8 @@ import { parseJsonExact } from '../domain/json.ts';
 import type { Logger } from '../log.ts';
 import type { WebhookSecrets } from './secrets.ts';
 
-/** Refuses malformed UTF-8 instead of replacing it with U+FFFD. */
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+/** Refuses malformed UTF-8 instead of replacing it with U+FFFD; a BOM is kept, so it is not JSON. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const MAX_BODY_BYTES = 256 * 1024;
 

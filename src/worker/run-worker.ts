@@ -7,7 +7,7 @@ import { graphileLogFactory } from '../db/graphile-logger.ts';
 import { DOMAIN_FLAG } from '../db/idempotency.ts';
 import { maintenanceStatus } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
-import { forget, heartbeat, unlockDeadWorkers } from '../db/workers.ts';
+import { heartbeat, releaseStoppedPools, unlockDeadWorkers } from '../db/workers.ts';
 import type { Logger } from '../log.ts';
 import { type AnyTask, buildCronItems, buildTaskList, type CronItem, haatCrontab, haatTasks } from './tasks.ts';
 
@@ -76,32 +76,59 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let restarts = 0;
   let stopping: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  /** Pool ids of runners that stopped, whose leftovers are not released yet (retried each beat). */
+  const stopped = new Set<string>();
+
+  const heartbeatMs = options.heartbeatMs ?? 10_000;
+  const beat = async () => {
+    try {
+      if (stopped.size > 0) {
+        const ids = [...stopped];
+        await releaseStoppedPools(options.pool, ids);
+        for (const id of ids) stopped.delete(id);
+      }
+      await heartbeat(options.pool, [...poolIds]);
+      const unlocked = await unlockDeadWorkers(options.pool, heartbeatMs * 3);
+      if (unlocked.length > 0) log.warn({ workers: unlocked }, 'unlocked the jobs of workers that stopped heartbeating');
+    } catch (error) {
+      log.warn({ err: error }, 'heartbeat failed');
+    }
+  };
+
+  const sleepUnlessStopping = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (stopping !== undefined) return resolve();
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => {
+      wake = undefined;
+    });
 
   // graphile-worker shuts a runner down by itself when it cannot record a job's completion or
   // failure (e.g. its connections were terminated past its retries). The process must not stay up
-  // with no runner: start a new one, with backoff, until stop() is called.
+  // with no runner: release what the dead one left locked, start a new one (with backoff), until
+  // stop() is called.
   const supervise = async (): Promise<void> => {
     let delay = RESTART_MIN_MS;
-    while (stopping === undefined) {
+    for (;;) {
       const { runner, ids } = current;
       const startedAt = Date.now();
       const reason = await runner.promise.then(
         () => 'stopped',
         (error: unknown) => String(error),
       );
-      for (const id of ids) poolIds.delete(id);
       if (stopping !== undefined) return;
+      for (const id of ids) {
+        poolIds.delete(id);
+        stopped.add(id);
+      }
       if (Date.now() - startedAt > HEALTHY_AFTER_MS) delay = RESTART_MIN_MS;
       log.error({ reason, restartInMs: delay }, 'the job runner stopped on its own; starting a new one');
       for (;;) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, delay);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
+        await sleepUnlessStopping(delay);
         delay = Math.min(delay * 2, RESTART_MAX_MS);
         if (stopping !== undefined) return;
         try {
@@ -112,24 +139,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           log.error({ err: error, restartInMs: delay }, 'could not start the job runner; retrying');
         }
       }
-      if (stopping !== undefined) {
-        await current.runner.stop('haat is shutting down');
-        return;
-      }
+      if (stopping !== undefined) return; // stop() stops `current`, whichever it is by then
+      await beat(); // register the new pool now, and release the old one's jobs
     }
   };
   const supervising = supervise();
 
-  const heartbeatMs = options.heartbeatMs ?? 10_000;
-  const beat = async () => {
-    try {
-      await heartbeat(options.pool, [...poolIds]);
-      const unlocked = await unlockDeadWorkers(options.pool, heartbeatMs * 3);
-      if (unlocked.length > 0) log.warn({ workers: unlocked }, 'unlocked the jobs of workers that stopped heartbeating');
-    } catch (error) {
-      log.warn({ err: error }, 'heartbeat failed');
-    }
-  };
   await beat();
   const timer = setInterval(() => void beat(), heartbeatMs);
   timer.unref();
@@ -144,10 +159,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       stopping ??= (async () => {
         clearInterval(timer);
         wake?.();
-        await current.runner.stop('haat is shutting down').catch(() => undefined);
-        await current.runner.promise.catch(() => undefined);
-        await supervising;
-        await forget(options.pool, [...everyPoolId]).catch((error: unknown) => log.warn({ err: error }, 'could not deregister'));
+        const stopRunner = async (r: Runner) => {
+          await r.stop('haat is shutting down').catch(() => undefined);
+          await r.promise.catch(() => undefined);
+        };
+        const running = current.runner;
+        await stopRunner(running);
+        await supervising; // returns now; a restart that was in progress has finished or given up
+        if (current.runner !== running) await stopRunner(current.runner);
+        // Every runner this process ran has stopped: release anything left locked, deregister.
+        await releaseStoppedPools(options.pool, [...everyPoolId]).catch((error: unknown) =>
+          log.warn({ err: error }, 'could not deregister; the sweep of other workers will release any locked job'),
+        );
       })();
       return stopping;
     },

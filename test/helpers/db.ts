@@ -73,8 +73,9 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   const pool = await createDatabasePool(url, { maxPoolSize: 20 });
   const checked = options.template !== false && options.corruptsOnPurpose === undefined;
   const where = `the test database ${name} of ${process.argv[1] ?? 'this test file'}`;
-  // At the end of every test of the file (a failure names the test), and once more at the end of
-  // the file (covers a database created inside a test, and work a test left running).
+  // After every test of the file, subtests included (a failure names the test), and once more when
+  // the file ends. For a database created inside a test, afterEach has nothing to follow and the
+  // `after` check runs when that test ends.
   if (checked) afterEach(async () => assertReconciles(pool, where));
   after(async () => {
     try {

@@ -15,7 +15,7 @@ export async function footprint(db: Queryable): Promise<Footprint> {
   if (tables.length < 10) throw new Error(`only ${tables.length} tables: is this database migrated?`);
   const parts = tables.map(
     (t) => sql.fragment`select ${`${t.schema}.${t.name}`}::text as t,
-      count(*)::text || ' rows ' || coalesce(md5(string_agg(x::text, '|' order by x::text)), '-') as h
+      count(*)::text || ' rows ' || coalesce(md5(string_agg(to_jsonb(x)::text, '|' order by to_jsonb(x)::text)), '-') as h
       from ${sql.identifier([t.schema, t.name])} x`,
   );
   const rows = await db.any(sql.type(z.object({ t: z.string(), h: z.string() }))`${sql.join(parts, sql.fragment` union all `)}`);

@@ -15,11 +15,11 @@ import { createTestDatabase } from '../helpers/db.ts';
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const db = await createTestDatabase();
 
-async function addJob(task: string, payload: unknown): Promise<string> {
+async function addJob(task: string, payload: unknown, maxAttempts = 3): Promise<string> {
   return db.pool.oneFirst(
     sql.type(
       z.object({ id: z.string() }),
-    )`select (graphile_worker.add_job(${task}::text, ${sql.json(payload as never)}, max_attempts => 3)).id::text as id`,
+    )`select (graphile_worker.add_job(${task}::text, ${sql.json(payload as never)}, max_attempts => ${maxAttempts})).id::text as id`,
   );
 }
 
@@ -104,7 +104,7 @@ describe('the worker', () => {
     assert.deepEqual(left, [], 'the job completed: not failed, not left locked');
   });
 
-  test('a job that asks to be retried (an early event) is logged at info; a real failure at error', async () => {
+  test('a job that asks to be retried (an early event) is logged at info; a real failure, or its last attempt, at error', async () => {
     const lines: { level: number; msg: string; jobId?: string; job?: { id: string } }[] = [];
     const memory = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -129,13 +129,17 @@ describe('the worker', () => {
     });
     let ids: string[] = [];
     try {
-      ids = [await addJob('test_flaky', { kind: 'early' }), await addJob('test_flaky', { kind: 'broken' })];
+      ids = [
+        await addJob('test_flaky', { kind: 'early' }),
+        await addJob('test_flaky', { kind: 'broken' }),
+        await addJob('test_flaky', { kind: 'early' }, 1), // its last attempt: a failure after all
+      ];
       await waitFor('both attempts', async () =>
         (await db.pool.oneFirst(
           sql.type(
             z.object({ n: z.bigint() }),
           )`select count(*) as n from graphile_worker.jobs where task_identifier = 'test_flaky' and attempts = 1 and locked_at is null`,
-        )) === 2n
+        )) === 3n
           ? true
           : undefined,
       );
@@ -153,6 +157,12 @@ describe('the worker', () => {
     assert.equal(broken.length, 1);
     assert.equal(broken[0]?.level, 50);
     assert.match(broken[0]?.msg ?? '', /Failed task .* with error 'disk on fire'/);
+    const last = about(ids[2]);
+    assert.deepEqual(
+      last.map((l) => l.level),
+      [50],
+    );
+    assert.match(last[0]?.msg ?? '', /attempt 1 of 1\) with error 'order S-1 not found yet'/);
   });
 
   test('keeps taking jobs after its database connections are terminated, again and again', async () => {
@@ -203,6 +213,10 @@ describe('the worker', () => {
     }
     const beating = await db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from worker_heartbeats`);
     assert.equal(beating, 0n, 'every pool it ever ran is deregistered at stop');
+    const locked = await db.pool.oneFirst(
+      sql.type(z.object({ n: z.bigint() }))`select count(*) as n from graphile_worker.jobs where locked_by is not null`,
+    );
+    assert.equal(locked, 0n, 'nothing is left locked');
   });
 
   test('every cron item names a task in the task list', () => {
