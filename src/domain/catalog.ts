@@ -30,11 +30,18 @@ export const SellerHandle = z.string().superRefine((raw, ctx) => {
   }
 });
 
-/** Free text an operator types: trimmed, no control characters, bounded. */
+/**
+ * Characters refused in free text: control characters, line and paragraph separators, and the
+ * bidirectional overrides and isolates that can make an audit line read as something else. Zero-
+ * width joiners (U+200C/U+200D) stay allowed: Assamese, Bengali and other Indic text needs them.
+ */
+const UNSAFE_TEXT = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+
+/** Free text an operator types: trimmed, no control or text-direction characters, bounded. */
 export const Text = (max: number) =>
   z
     .string()
     .trim()
     .min(1, 'must not be empty')
     .max(max, `at most ${max} characters`)
-    .refine((s) => !/\p{Cc}/u.test(s), 'must not contain control characters');
+    .refine((s) => !UNSAFE_TEXT.test(s), 'must not contain control, line-separator or text-direction characters');

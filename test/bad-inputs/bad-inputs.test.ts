@@ -418,6 +418,18 @@ const cases: readonly Case[] = [
     cli: ['order', 'cancel', 'P-1', '--reason', 'oops\u0007'],
     expect: invalid,
   },
+  {
+    kind: 'order input',
+    input: 'order cancel with a right-to-left override in the reason',
+    cli: ['order', 'cancel', 'P-1', '--reason', 'ok\u202Egnp.exe'],
+    expect: invalid,
+  },
+  {
+    kind: 'order input',
+    input: 'order cancel with a line separator in the reason',
+    cli: ['order', 'cancel', 'P-1', '--reason', 'ok\u2028forged line'],
+    expect: invalid,
+  },
   { kind: 'order input', input: 'order list --state nonsense', cli: ['order', 'list', '--state', 'nonsense'], expect: invalid },
   ...['0', '-1', 'abc', '1.5', '100001'].map(
     (n): Case => ({ kind: 'order input', input: `order list --limit ${n}`, cli: ['order', 'list', '--limit', n], expect: invalid }),

@@ -19,6 +19,10 @@ describe('catalog', () => {
     assert.equal(seller.code, 0, seller.stdout + seller.stderr);
     assert.equal(JSON.parse(seller.stdout).handle, 'tea-house');
     assert.match(seller.stderr, /^idempotency key: cli-/m, 'the generated key is printed');
+    // Indic names keep their zero-width joiners (only control and text-direction characters are refused).
+    const assamese = await cli('seller', 'add', 'assam-cha', '--name', 'অসম\u200Cৰ চাহ\u200D', '--json');
+    assert.equal(assamese.code, 0, assamese.stdout);
+    assert.equal(JSON.parse(assamese.stdout).name, 'অসম\u200Cৰ চাহ\u200D');
     const sku = await cli(
       'sku',
       'add',
