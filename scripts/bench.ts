@@ -1,20 +1,13 @@
-// npm run bench -- [--orders 100000] [--movements 1000000] [--skus 10000]
-// `haat reconcile` at scale: loads a consistent marketplace history into a fresh database with
-// set-based SQL (triggers off for the bulk load only: the point is to time the checks, not the
-// writes), then times each check of `haat reconcile` and prints the figures. It must find nothing;
-// then one row is broken and it must find exactly that. Prints figures; asserts no speed.
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { z } from 'zod';
-import { loadConfig } from '../src/config.ts';
-import { resolveDatabase } from '../src/db/connect.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { createDatabasePool } from '../src/db/pool.ts';
 import { reconcile } from '../src/db/reconcile.ts';
 import { sql } from '../src/db/sql.ts';
 import { snapshotHash } from '../src/domain/snapshot.ts';
 import { createLogger } from '../src/log.ts';
+import { createScratchDatabase, intOption } from './scratch-database.ts';
 
 const { values } = parseArgs({
   options: {
@@ -23,25 +16,15 @@ const { values } = parseArgs({
     skus: { type: 'string', default: '10000' },
   },
 });
-const count = (v: string | undefined, what: string) => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${what} must be a positive integer`);
-  return n;
-};
-const ORDERS = count(values.orders, 'orders');
-const SKUS = count(values.skus, 'skus');
-if (SKUS > 9_999_999) throw new Error('--skus must be at most 9999999');
-const MOVEMENTS = count(values.movements, 'movements');
+const ORDERS = intOption('orders', values.orders, 1, 100_000_000);
+const SKUS = intOption('skus', values.skus, 1, 9_999_999);
+const MOVEMENTS = intOption('movements', values.movements, 1, 1_000_000_000);
 const SELLERS = 100;
 const BPS = 1000;
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
 
-const target = await resolveDatabase(loadConfig(), log);
-const name = `haat_bench_${randomBytes(3).toString('hex')}`;
-const admin = new pg.Client({ connectionString: Object.assign(new URL(target.url), { pathname: '/postgres' }).toString() });
-await admin.connect();
-await admin.query(`create database ${name}`);
-const url = Object.assign(new URL(target.url), { pathname: `/${name}` }).toString();
+const scratch = await createScratchDatabase('haat_bench', log);
+const url = scratch.url;
 
 const timed = async <T>(label: string, work: () => Promise<T>): Promise<[T, number]> => {
   const started = process.hrtime.bigint();
@@ -221,7 +204,5 @@ try {
   process.exitCode = 1;
 } finally {
   await pool?.end();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.end();
-  await target.release();
+  await scratch.drop();
 }

@@ -12,27 +12,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { loadConfig } from '../src/config.ts';
-import { resolveDatabase } from '../src/db/connect.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { newSecret } from '../src/intake/secrets.ts';
 import { signedHeaders } from '../src/intake/sign.ts';
 import { createLogger } from '../src/log.ts';
+import { createScratchDatabase, intOption } from './scratch-database.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, workers: { type: 'string', default: '3' } } });
-const durationMs = Number.parseInt(values.duration ?? '60', 10) * 1000;
-const workerCount = Number.parseInt(values.workers ?? '3', 10);
+const durationMs = intOption('duration', values.duration, 1, 86_400) * 1000;
+const workerCount = intOption('workers', values.workers, 1, 32);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin/haat.ts');
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
 
-const target = await resolveDatabase(loadConfig(), log);
-const name = `haat_soak_${randomBytes(3).toString('hex')}`;
-const admin = new pg.Client({ connectionString: Object.assign(new URL(target.url), { pathname: '/postgres' }).toString() });
-await admin.connect();
-await admin.query(`create database ${name}`);
-const url = Object.assign(new URL(target.url), { pathname: `/${name}` }).toString();
+const scratch = await createScratchDatabase('haat_soak', log);
+const url = scratch.url;
 await migrateDatabase(url, log);
 const db = new pg.Client({ connectionString: url });
 await db.connect();
@@ -183,8 +178,7 @@ while (Date.now() < deadline) {
   }
   if (n % 35 === 0) {
     const { rowCount } = await db.query(
-      `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and random() < 0.3`,
-      [name],
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and random() < 0.3`,
     );
     stats.terminations += rowCount ?? 0;
   }
@@ -216,9 +210,7 @@ for (const w of workers) w.kill('SIGTERM');
 intake.kill('SIGTERM');
 await sleep(1000);
 await db.end();
-await admin.query(`drop database if exists ${name} with (force)`);
-await admin.end();
-await target.release();
+await scratch.drop();
 
 console.log(
   JSON.stringify(

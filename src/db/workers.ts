@@ -14,15 +14,19 @@ export async function heartbeat(db: Queryable, workerIds: readonly string[]): Pr
     on conflict (worker_id) do update set heartbeat_at = now()`);
 }
 
+/** Unlocks the jobs of pools that are not running any more and forgets them (in the caller's transaction). */
+async function release(tx: Queryable, workerIds: readonly string[]): Promise<void> {
+  await tx.query(sql.unsafe`select graphile_worker.force_unlock_workers(${sql.array(workerIds, 'text')})`);
+  await tx.query(sql.unsafe`delete from worker_heartbeats where worker_id = any(${sql.array(workerIds, 'text')})`);
+}
+
 export async function unlockDeadWorkers(db: Queryable, staleMs: number): Promise<readonly string[]> {
   return db.transaction(async (tx) => {
     const dead = await tx.anyFirst(sql.type(z.object({ worker_id: z.string() }))`
       select worker_id from worker_heartbeats
       where heartbeat_at < now() - make_interval(secs => ${staleMs / 1000})
       for update skip locked`);
-    if (dead.length === 0) return [];
-    await tx.query(sql.unsafe`select graphile_worker.force_unlock_workers(${sql.array(dead, 'text')})`);
-    await tx.query(sql.unsafe`delete from worker_heartbeats where worker_id = any(${sql.array(dead, 'text')})`);
+    if (dead.length > 0) await release(tx, dead);
     return dead;
   });
 }
@@ -33,8 +37,5 @@ export async function unlockDeadWorkers(db: Queryable, staleMs: number): Promise
  */
 export async function releaseStoppedPools(db: Queryable, workerIds: readonly string[]): Promise<void> {
   if (workerIds.length === 0) return;
-  await db.transaction(async (tx) => {
-    await tx.query(sql.unsafe`select graphile_worker.force_unlock_workers(${sql.array(workerIds, 'text')})`);
-    await tx.query(sql.unsafe`delete from worker_heartbeats where worker_id = any(${sql.array(workerIds, 'text')})`);
-  });
+  await db.transaction((tx) => release(tx, workerIds));
 }

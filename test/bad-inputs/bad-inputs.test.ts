@@ -26,6 +26,7 @@ import { apply, mustApply, seedCatalog, silent } from '../helpers/seed.ts';
 const db = await createTestDatabase();
 const intake = await startTestIntake(db.pool);
 const secret = intake.secret;
+const cliEnv = { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' };
 
 // ---- the seeded world every case starts from -------------------------------------------------
 // TEA-1KG: 11 on hand (10 + 1 under the key `used-key`), 3 reserved (2 by the pending order P-1,
@@ -33,9 +34,7 @@ const secret = intake.secret;
 // every terminal state: X-CANCELLED, X-EXPIRED, X-REJECTED, X-REFUNDED.
 await seedCatalog(db.pool, { 'TEA-1KG': 10, 'RICE-5KG': 10 });
 {
-  const used = await runCli(['stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'used-key'], {
-    env: { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' },
-  });
+  const used = await runCli(['stock', 'receive', 'TEA-1KG', '1', '--idempotency-key', 'used-key'], { env: cliEnv });
   assert.equal(used.code, 0, used.stderr);
 }
 await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b-1', ref: 'P-1', items: [{ sku: 'TEA-1KG', qty: '2' }] } });
@@ -75,15 +74,8 @@ const captured = (amount: unknown = 25998, extra: Record<string, unknown> = {}) 
 const withLiteral = (text: string, literal: string) => text.replace('"§"', literal);
 
 const SEEN_BODY = placed([{ sku: 'TEA-1KG', qty: 1 }], { ref: 'W-1' });
-{
-  const response = await fetch(`${intake.url}/webhooks/storefront`, {
-    method: 'POST',
-    headers: signedHeaders(secret, 'evt_seen', SEEN_BODY),
-    body: SEEN_BODY,
-  });
-  assert.equal(response.status, 202);
-  await applyCommand(db.pool, 'webhook:storefront', 'evt_seen', silent);
-}
+assert.equal(await intake.send('storefront', 'evt_seen', SEEN_BODY), 202);
+await applyCommand(db.pool, 'webhook:storefront', 'evt_seen', silent);
 
 // ---- the table ---------------------------------------------------------------------------------
 type Cli = { readonly cli: readonly string[]; readonly env?: Readonly<Record<string, string>> };
@@ -716,7 +708,6 @@ const cases: readonly Case[] = [
 ];
 
 // ---- running a case ------------------------------------------------------------------------------
-const cliEnv = { DATABASE_URL: db.url, HAAT_WAIT_FOR_WORKER_MS: '0' };
 let ids = 0;
 
 async function runHttp(c: Http['http']): Promise<{ status: number; text: string }> {

@@ -181,6 +181,27 @@ describe('the audit log', () => {
     }
   });
 
+  test('control, line-separator and text-direction characters in an actor or reason are refused by the database too', async () => {
+    const before = await auditCount();
+    const cases: readonly [string, string][] = [
+      ['ops\nroot', 'ok'],
+      ['ops', 'ok\u2028forged line'],
+      ['ops', 'ok\u202Egnp.exe'],
+      ['ops\u0007', 'ok'],
+    ];
+    for (const [actor, reason] of cases) {
+      const error = await db.pool
+        .query(sql.unsafe`insert into audit_log (actor, action, target, reason) values (${actor}, 'settings.set', 'setting:x', ${reason})`)
+        .catch((e: unknown) => e);
+      assert.equal(pgErrorOf(error)?.code, '23514', JSON.stringify([actor, reason]));
+    }
+    // Indic text with zero-width (non-)joiners is fine.
+    await db.pool.query(
+      sql.unsafe`insert into audit_log (actor, action, target, reason) values ('অসম\u200Cৰ', 'settings.set', 'setting:x', 'ঠিক\u200D আছে')`,
+    );
+    assert.equal(await auditCount(), before + 1n);
+  });
+
   test('a change that rolls back leaves no audit row', async () => {
     const before = await auditCount();
     await db.pool

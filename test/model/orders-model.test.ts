@@ -75,6 +75,13 @@ async function deliver(id: string, body: string): Promise<number> {
   return status;
 }
 
+/** The order a command's random `pick` names, among the orders placed so far. */
+function pickOrder(m: Model, pick: number): [string, Order] {
+  const refs = Object.keys(m.orders);
+  const ref = refs[pick % refs.length] as string;
+  return [ref, m.orders[ref] as Order];
+}
+
 class Receive implements fc.AsyncCommand<Model, Real> {
   readonly s: string;
   readonly qty: number;
@@ -124,9 +131,7 @@ class Move implements fc.AsyncCommand<Model, Real> {
   }
   check = (m: Readonly<Model>) => Object.keys(m.orders).length > 0;
   async run(m: Model, r: Real) {
-    const refs = Object.keys(m.orders);
-    const ref = refs[this.pick % refs.length] as string;
-    const order = m.orders[ref] as Order;
+    const [ref, order] = pickOrder(m, this.pick);
     const stock = m.skus[order.sku] as Stock;
     if (this.to === 'expired') {
       await db.pool.query(sql.unsafe`update orders set expires_at = now() - interval '1 second' where ref = ${ref} and state = 'pending'`);
@@ -169,9 +174,7 @@ class WebhookPay implements fc.AsyncCommand<Model, Real> {
   }
   check = (m: Readonly<Model>) => Object.keys(m.orders).length > 0;
   async run(m: Model, r: Real) {
-    const refs = Object.keys(m.orders);
-    const ref = refs[this.pick % refs.length] as string;
-    const order = m.orders[ref] as Order;
+    const [ref, order] = pickOrder(m, this.pick);
     const id = `evt-${r.run}-${++keys}`;
     const body = JSON.stringify({
       type: 'payment.captured',
