@@ -23,11 +23,17 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
       level,
       base: { pid: process.pid },
       redact,
-      // bigint (money, ids) is logged as a string of digits, never coerced to a float.
-      formatters: { log: (o) => JSON.parse(JSON.stringify(o, bigintReplacer)) },
+      // bigint (money, ids) is logged as a string of digits, never coerced to a float; an error
+      // anywhere in the object keeps its message, stack and code (JSON.stringify alone drops them).
+      formatters: { log: (o) => JSON.parse(JSON.stringify(o, logReplacer)) },
     },
     pino.destination({ fd: 2, sync: true }),
   );
+}
+
+function logReplacer(key: string, value: unknown): unknown {
+  if (value instanceof Error) return pino.stdSerializers.err(value);
+  return bigintReplacer(key, value);
 }
 
 export function bigintReplacer(_key: string, value: unknown): unknown {

@@ -166,12 +166,9 @@ describe('the worker', () => {
   });
 
   test('keeps taking jobs after its database connections are terminated, again and again', async () => {
+    // A cut can land while graphile-worker records a completion; then its runner stops and ours
+    // starts a new one (with backoff): either way the next job is taken.
     const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100 });
-    let settled = false;
-    void worker.runner.promise.then(
-      () => (settled = true),
-      () => (settled = true),
-    );
     try {
       for (let round = 1; round <= 5; round++) {
         await db.pool
@@ -181,14 +178,16 @@ describe('the worker', () => {
           .catch(() => undefined);
         await sleep(300);
         const jobId = await waitFor('the job to be added', () => addJob('ping', { note: `after cut ${round}` }).catch(() => undefined));
-        await waitFor(`the ping after cut ${round}`, () =>
-          db.pool
-            .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
-            .then((n) => n ?? undefined)
-            .catch(() => undefined),
+        await waitFor(
+          `the ping after cut ${round}`,
+          () =>
+            db.pool
+              .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
+              .then((n) => n ?? undefined)
+              .catch(() => undefined),
+          60_000,
         );
       }
-      assert.equal(settled, false, 'the worker is still running');
     } finally {
       await worker.stop();
     }
