@@ -68,6 +68,8 @@ const stats = {
   maintenanceToggles: 0,
   cliWrites: 0,
   conservationReads: 0,
+  /** Services (intake, workers) that exited without being killed by the soak. */
+  crashes: 0,
   violations: [] as string[],
 };
 
@@ -78,8 +80,31 @@ for (const s of skus) {
   await cli(['stock', 'receive', s, '200']);
 }
 
-const intake = start(['intake', '--port', String(port), '--host', '127.0.0.1']);
-const workers: ChildProcess[] = Array.from({ length: workerCount }, () => start(['worker', '--concurrency', '4']));
+// A service that exits without being told to (an unhandled rejection, a crash) is a violation:
+// the soak would otherwise go on with fewer workers and report nothing. A crashed worker is
+// replaced so that the load goes on.
+const told = new WeakSet<ChildProcess>();
+const stopService = (child: ChildProcess | undefined, signal: NodeJS.Signals) => {
+  if (!child) return;
+  told.add(child);
+  child.kill(signal);
+};
+const service = (args: string[], onCrash?: () => void): ChildProcess => {
+  const child = start(args);
+  child.on('exit', (code, signal) => {
+    if (told.has(child)) return;
+    stats.crashes++;
+    stats.violations.push(`haat ${args[0]} (pid ${child.pid}) exited on its own: ${signal ?? `code ${code}`}`);
+    onCrash?.();
+  });
+  return child;
+};
+const workers: ChildProcess[] = [];
+const startWorkerAt = (i: number) => {
+  workers[i] = service(['worker', '--concurrency', '4'], () => startWorkerAt(i));
+};
+const intake = service(['intake', '--port', String(port), '--host', '127.0.0.1']);
+for (let i = 0; i < workerCount; i++) startWorkerAt(i);
 await sleep(2000);
 
 /** Posts a signed event like an upstream sender: a 503 or a broken connection is retried. */
@@ -172,9 +197,9 @@ while (Date.now() < deadline) {
   }
   if (n % 40 === 0) {
     const victim = n % workers.length;
-    workers[victim]?.kill('SIGKILL');
+    stopService(workers[victim], 'SIGKILL');
     stats.kills++;
-    workers[victim] = start(['worker', '--concurrency', '4']);
+    startWorkerAt(victim);
   }
   if (n % 35 === 0) {
     const { rowCount } = await db.query(
@@ -206,8 +231,8 @@ const { rows: outcomes } = await db.query(`
   select coalesce(case when k.state <> 'done' then 'pending' when (k.outcome->>'ok')::boolean then 'applied' else k.outcome->'error'->>'code' end, 'no command') as outcome, count(*)::int as n
   from webhook_events e left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id group by 1 order by 2 desc`);
 
-for (const w of workers) w.kill('SIGTERM');
-intake.kill('SIGTERM');
+for (const w of workers) stopService(w, 'SIGTERM');
+stopService(intake, 'SIGTERM');
 await sleep(1000);
 await db.end();
 await scratch.drop();

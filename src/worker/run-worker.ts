@@ -2,11 +2,12 @@
 // CLI shell) so that shutdown happens in order: stop taking jobs, finish running ones, then close
 // the pool and, last, the embedded database.
 import { EventEmitter } from 'node:events';
-import { type Runner, run, type WorkerEvents, Logger as WorkerLogger } from 'graphile-worker';
+import { type Runner, run, type WorkerEvents, Logger as WorkerLogger, type WorkerPool } from 'graphile-worker';
 import { graphileLogFactory } from '../db/graphile-logger.ts';
 import { DOMAIN_FLAG } from '../db/idempotency.ts';
 import { maintenanceStatus } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
+import { createWorkerPgPool } from '../db/worker-pg-pool.ts';
 import { heartbeat, releaseStoppedPools, unlockDeadWorkers } from '../db/workers.ts';
 import type { Logger } from '../log.ts';
 import { type AnyTask, buildCronItems, buildTaskList, type CronItem, haatCrontab, haatTasks } from './tasks.ts';
@@ -21,6 +22,12 @@ export type WorkerOptions = {
   readonly tasks?: readonly AnyTask[];
   readonly crontab?: readonly CronItem[];
   readonly pollIntervalMs?: number;
+  /**
+   * How long stop() lets running jobs finish before it fails them (they are retried, by this
+   * worker's successor or another one); a job that ignores its abort signal cannot hold a shutdown
+   * forever.
+   */
+  readonly stopGraceMs?: number;
 };
 
 export type RunningWorker = {
@@ -32,11 +39,23 @@ export type RunningWorker = {
   stop(): Promise<void>;
 };
 
-/** Backoff between restarts of a runner that stopped on its own: 1 s, doubling, at most 30 s. */
+/**
+ * Backoff between restarts of a runner that stopped on its own: 1 s, doubling, at most 10 s. A
+ * cut connection stops a runner now and then; that is no reason to stay idle for long, so a runner
+ * that lived a while is restarted after the minimum again. Only runners that keep dying at once,
+ * or cannot start (the database is down), wait longer.
+ */
 const RESTART_MIN_MS = 1_000;
-const RESTART_MAX_MS = 30_000;
+const RESTART_MAX_MS = 10_000;
 /** A runner that lived this long resets the backoff. */
-const HEALTHY_AFTER_MS = 60_000;
+const HEALTHY_AFTER_MS = 10_000;
+/** Bound on waiting for a forceful shutdown, after the grace period. */
+const KILL_WAIT_MS = 10_000;
+
+const timeout = (ms: number) =>
+  new Promise<'timeout'>((resolve) => {
+    setTimeout(() => resolve('timeout'), ms).unref();
+  });
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const tasks = options.tasks ?? haatTasks;
@@ -45,21 +64,29 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // any worker frees the jobs it left locked.
   const poolIds = new Set<string>();
   const everyPoolId = new Set<string>();
-  const startRunner = async (): Promise<{ runner: Runner; ids: Set<string> }> => {
+  const startRunner = async (): Promise<{ runner: Runner; ids: Set<string>; workerPools: WorkerPool[]; end: () => Promise<void> }> => {
+    const pgPool = createWorkerPgPool({ url: options.url, max: options.concurrency + 2, log });
+    // Ends the runner's connections once it has stopped; bounded, since a connection graphile-worker
+    // never gave back would hold pg's end() forever.
+    const end = async () => {
+      const ended = await Promise.race([pgPool.end().then(() => 'ended' as const), timeout(5_000)]).catch(() => 'ended' as const);
+      if (ended === 'timeout') log.warn('the stopped runner still holds a connection; leaving it');
+    };
     const events = new EventEmitter() as WorkerEvents;
     const ids = new Set<string>();
+    const workerPools: WorkerPool[] = [];
     events.on('pool:create', ({ workerPool }) => {
+      workerPools.push(workerPool);
       ids.add(workerPool.id);
       poolIds.add(workerPool.id);
       everyPoolId.add(workerPool.id);
     });
     const runner = await run({
       events,
+      pgPool,
       // While maintenance mode is on, domain jobs stay queued: not taken, no attempt used.
       forbiddenFlags: async () => ((await maintenanceStatus(options.pool).catch(() => ({ enabled: false }))).enabled ? [DOMAIN_FLAG] : []),
-      connectionString: options.url,
       concurrency: options.concurrency,
-      maxPoolSize: options.concurrency + 2,
       noHandleSignals: true,
       pollInterval: options.pollIntervalMs ?? 2_000,
       taskList: buildTaskList(tasks, options.pool, log),
@@ -68,8 +95,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
       // graceful stop can end the pool before a finished job is marked complete, leaving it locked.
       preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    }).catch(async (error: unknown) => {
+      await end();
+      throw error;
     });
-    return { runner, ids };
+    return { runner, ids, workerPools, end };
   };
 
   let current = await startRunner();
@@ -114,13 +144,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const supervise = async (): Promise<void> => {
     let delay = RESTART_MIN_MS;
     for (;;) {
-      const { runner, ids } = current;
+      const { runner, ids, end } = current;
       const startedAt = Date.now();
       const reason = await runner.promise.then(
         () => 'stopped',
         (error: unknown) => String(error),
       );
       if (stopping !== undefined) return;
+      await end();
       for (const id of ids) {
         poolIds.delete(id);
         stopped.add(id);
@@ -159,14 +190,31 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       stopping ??= (async () => {
         clearInterval(timer);
         wake?.();
-        const stopRunner = async (r: Runner) => {
-          await r.stop('haat is shutting down').catch(() => undefined);
-          await r.promise.catch(() => undefined);
+        const graceMs = options.stopGraceMs ?? 60_000;
+        const stopRunner = async ({ runner: r, workerPools, end }: typeof current) => {
+          const finished = r.stop('haat is shutting down').then(
+            () => r.promise,
+            () => r.promise,
+          );
+          const outcome = await Promise.race([
+            finished.then(
+              () => 'stopped' as const,
+              () => 'stopped' as const,
+            ),
+            timeout(graceMs),
+          ]);
+          if (outcome === 'timeout') {
+            log.error({ graceMs }, 'running jobs did not finish in time; failing them so that they are retried');
+            // (Runner.kill() does nothing once a graceful shutdown is under way; the pool's does.)
+            const forced = workerPools.map(async (pool) => pool.forcefulShutdown('haat is shutting down: grace period over'));
+            await Promise.race([Promise.allSettled(forced), timeout(KILL_WAIT_MS)]);
+          }
+          await end();
         };
-        const running = current.runner;
+        const running = current;
         await stopRunner(running);
         await supervising; // returns now; a restart that was in progress has finished or given up
-        if (current.runner !== running) await stopRunner(current.runner);
+        if (current !== running) await stopRunner(current);
         // Every runner this process ran has stopped: release anything left locked, deregister.
         await releaseStoppedPools(options.pool, [...everyPoolId]).catch((error: unknown) =>
           log.warn({ err: error }, 'could not deregister; the sweep of other workers will release any locked job'),

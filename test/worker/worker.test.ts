@@ -104,6 +104,45 @@ describe('the worker', () => {
     assert.deepEqual(left, [], 'the job completed: not failed, not left locked');
   });
 
+  test('a job that does not finish within the grace period is failed at stop (to be retried), and stop() returns', async () => {
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const stuck = defineTask({
+      identifier: 'test_stuck',
+      payload: z.object({}),
+      // Ignores the abort signal, as a job wedged on I/O would.
+      run: async () => {
+        started();
+        await new Promise(() => undefined);
+      },
+    });
+    const worker = await startWorker({
+      url: db.url,
+      pool: db.pool,
+      log,
+      concurrency: 1,
+      pollIntervalMs: 100,
+      stopGraceMs: 500,
+      tasks: [...haatTasks, stuck],
+    });
+    let jobId: string;
+    try {
+      jobId = await addJob('test_stuck', {});
+      await running;
+    } finally {
+      await worker.stop();
+    }
+    const left = await db.pool.one(
+      sql.type(
+        z.object({ attempts: z.number(), locked_by: z.string().nullable(), last_error: z.string().nullable() }),
+      )`select attempts, locked_by, last_error from graphile_worker.jobs where id = ${jobId}::bigint`,
+    );
+    assert.equal(left.locked_by, null, 'not left locked: another worker may take it');
+    assert.equal(left.attempts, 1, 'the attempt counts');
+    assert.match(left.last_error ?? '', /grace period over/);
+    await db.pool.query(sql.unsafe`select graphile_worker.complete_jobs(array[${jobId}]::bigint[])`);
+  });
+
   test('a job that asks to be retried (an early event) is logged at info; a real failure, or its last attempt, at error', async () => {
     const lines: { level: number; msg: string; jobId?: string; job?: { id: string } }[] = [];
     const memory = new Writable({
@@ -166,11 +205,41 @@ describe('the worker', () => {
   });
 
   test('keeps taking jobs after its database connections are terminated, again and again', async () => {
-    // A cut can land while graphile-worker records a completion; then its runner stops and ours
-    // starts a new one (with backoff): either way the next job is taken.
-    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100 });
+    // A cut can land while graphile-worker takes a job, records a completion (then its runner stops
+    // and ours starts a new one) or (re)subscribes to new jobs (where it once released a connection
+    // twice, an unhandled rejection that would end the process): the next job is taken every time.
+    // The cuts land at varied moments after a job is added.
+    // Keep the worker's log (debug) so that a failure says what the runner and the job were doing.
+    const lines: string[] = [];
+    const memory = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const worker = await startWorker({
+      url: db.url,
+      pool: db.pool,
+      log: pino({ level: 'debug' }, memory),
+      concurrency: 2,
+      pollIntervalMs: 100,
+    });
+    const explain = async (error: unknown): Promise<never> => {
+      const jobs = await db.pool
+        .any(
+          sql.unsafe`select id, task_identifier, attempts, max_attempts, run_at, locked_at, locked_by, last_error from graphile_worker.jobs`,
+        )
+        .catch((e: unknown) => `(could not read jobs: ${String(e)})`);
+      throw new Error(
+        `${String(error)}\nrestarts: ${worker.restarts}\njobs: ${JSON.stringify(jobs)}\nlast log lines:\n${lines.slice(-60).join('\n')}`,
+      );
+    };
     try {
-      for (let round = 1; round <= 5; round++) {
+      for (let round = 1; round <= 12; round++) {
+        if (round > 1) {
+          await waitFor('the job to be added', () => addJob('ping', { note: `before cut ${round}` }).catch(() => undefined));
+          await sleep((round * 7) % 40);
+        }
         await db.pool
           .query(
             sql.unsafe`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`,
@@ -186,7 +255,7 @@ describe('the worker', () => {
               .then((n) => n ?? undefined)
               .catch(() => undefined),
           60_000,
-        );
+        ).catch(explain);
       }
     } finally {
       await worker.stop();
