@@ -28,6 +28,12 @@ export type WorkerOptions = {
    * forever.
    */
   readonly stopGraceMs?: number;
+  /**
+   * A runner whose workers have failed to look for jobs for this long, error after error, is
+   * replaced. (graphile-worker 0.18 caches a failed first lookup of its task ids for the life of
+   * the runner: a connection cut at that moment leaves a runner that never takes a job again.)
+   */
+  readonly wedgedAfterMs?: number;
 };
 
 export type RunningWorker = {
@@ -75,13 +81,30 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const events = new EventEmitter() as WorkerEvents;
     const ids = new Set<string>();
     const workerPools: WorkerPool[] = [];
+    // The watchdog: a successful lookup (a job, or none) proves the runner can work; failures
+    // alone for `wedgedAfterMs` mean it cannot, whatever the cause, and a new runner is the cure.
+    const wedgedAfterMs = options.wedgedAfterMs ?? 15_000;
+    let lastLookupAt = Date.now();
+    let replacing = false;
+    const lookedUp = () => {
+      lastLookupAt = Date.now();
+    };
+    events.on('worker:getJob:empty', lookedUp);
+    events.on('job:start', lookedUp);
+    events.on('worker:getJob:error', ({ error }) => {
+      const failingForMs = Date.now() - lastLookupAt;
+      if (replacing || failingForMs < wedgedAfterMs) return;
+      replacing = true;
+      log.error({ err: error, failingForMs }, 'the job runner has failed to look for jobs for too long; replacing it');
+      void starting.then((r) => r.stop('it cannot look for jobs')).catch(() => undefined);
+    });
     events.on('pool:create', ({ workerPool }) => {
       workerPools.push(workerPool);
       ids.add(workerPool.id);
       poolIds.add(workerPool.id);
       everyPoolId.add(workerPool.id);
     });
-    const runner = await run({
+    const starting = run({
       events,
       pgPool,
       // While maintenance mode is on, domain jobs stay queued: not taken, no attempt used.
@@ -95,7 +118,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
       // graceful stop can end the pool before a finished job is marked complete, leaving it locked.
       preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
-    }).catch(async (error: unknown) => {
+    });
+    const runner = await starting.catch(async (error: unknown) => {
       await end();
       throw error;
     });

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { z } from 'zod';
 import { RetryLater } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
-import { createLogger } from '../../src/log.ts';
+import { bigintReplacer, createLogger } from '../../src/log.ts';
 import { startWorker } from '../../src/worker/run-worker.ts';
 import { defineTask } from '../../src/worker/task.ts';
 import { buildCronItems, haatCrontab, haatTasks } from '../../src/worker/tasks.ts';
@@ -231,7 +231,7 @@ describe('the worker', () => {
         )
         .catch((e: unknown) => `(could not read jobs: ${String(e)})`);
       throw new Error(
-        `${String(error)}\nrestarts: ${worker.restarts}\njobs: ${JSON.stringify(jobs)}\nlast log lines:\n${lines.slice(-60).join('\n')}`,
+        `${String(error)}\nrestarts: ${worker.restarts}\njobs: ${JSON.stringify(jobs, bigintReplacer)}\nlast log lines:\n${lines.slice(-60).join('\n')}`,
       );
     };
     try {
@@ -285,6 +285,41 @@ describe('the worker', () => {
       sql.type(z.object({ n: z.bigint() }))`select count(*) as n from graphile_worker.jobs where locked_by is not null`,
     );
     assert.equal(locked, 0n, 'nothing is left locked');
+  });
+
+  test('a runner that cannot look for jobs (its first lookup of task ids was cut) is replaced and the job is taken', async () => {
+    // graphile-worker 0.18 caches the promise of its first task-id lookup for the runner's life; if
+    // that lookup fails (57P01 is not an error it retries), every later lookup fails the same way.
+    // Make it fail for certain: hold a lock the lookup waits on, then terminate the waiting backend.
+    const lockHolder = await db.pool.connect(async (connection) => {
+      await connection.query(sql.unsafe`begin`);
+      await connection.query(sql.unsafe`lock table graphile_worker._private_tasks in access exclusive mode`);
+      const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100, wedgedAfterMs: 1_000 });
+      const waiting = await waitFor('the lookup to wait on the lock', async () => {
+        const pids = await db.pool.anyFirst(
+          sql.type(z.object({ pid: z.number() }))`
+            select pid from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock' and query like '%_private_tasks%'`,
+        );
+        return pids.length > 0 ? pids : undefined;
+      });
+      for (const pid of waiting) await db.pool.query(sql.unsafe`select pg_terminate_backend(${pid})`);
+      await connection.query(sql.unsafe`rollback`);
+      return worker;
+    });
+    const worker = lockHolder;
+    try {
+      const jobId = await addJob('ping', { note: 'after a failed first lookup' });
+      const note = await waitFor('the ping', () =>
+        db.pool
+          .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
+          .then((n) => n ?? undefined),
+      );
+      assert.equal(note, 'after a failed first lookup');
+      assert.ok(worker.restarts >= 1, 'the wedged runner was replaced');
+    } finally {
+      await worker.stop();
+    }
   });
 
   test('every cron item names a task in the task list', () => {
