@@ -1,25 +1,13 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { pino } from 'pino';
 import { sql } from '../../src/db/sql.ts';
 import { createWorkerPgPool } from '../../src/db/worker-pg-pool.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { memoryLog } from '../helpers/memory-log.ts';
 
 const db = await createTestDatabase();
-
-function memoryLog() {
-  const lines: { level: number; msg: string }[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { lines, log: pino({ level: 'debug' }, stream) };
-}
 
 describe("graphile-worker's connection pool", () => {
   test('a second release of one checkout is logged and ignored, in both the promise and the callback form', async () => {

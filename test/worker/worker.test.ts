@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { z } from 'zod';
 import { RetryLater } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
 import { bigintReplacer, createLogger } from '../../src/log.ts';
-import { startWorker } from '../../src/worker/run-worker.ts';
+import { startWorker, type WorkerOptions } from '../../src/worker/run-worker.ts';
 import { defineTask } from '../../src/worker/task.ts';
 import { buildCronItems, haatCrontab, haatTasks } from '../../src/worker/tasks.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { memoryLog } from '../helpers/memory-log.ts';
 
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const db = await createTestDatabase();
@@ -33,18 +32,24 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   }
 }
 
+/** The note the ping job recorded, once it has run. */
+const pingNote = (jobId: string) =>
+  db.pool
+    .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
+    .then((n) => n ?? undefined);
+
+/** A worker on this file's database, polling fast; `options` overrides any default. */
+const start = (options: Partial<WorkerOptions> = {}) =>
+  startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100, ...options });
+
 const jobCount = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from graphile_worker.jobs`);
 
 describe('the worker', () => {
   test('runs a job from the queue: the ping task records that it ran', async () => {
-    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100 });
+    const worker = await start();
     try {
       const jobId = await addJob('ping', { note: 'hello' });
-      const note = await waitFor('the ping', () =>
-        db.pool
-          .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
-          .then((n) => n ?? undefined),
-      );
+      const note = await waitFor('the ping', () => pingNote(jobId));
       assert.equal(note, 'hello');
       await waitFor('the job to complete', async () => ((await jobCount()) === 0n ? true : undefined));
     } finally {
@@ -53,7 +58,7 @@ describe('the worker', () => {
   });
 
   test('records a poison payload in dead_letters once and completes the job instead of retrying it', async () => {
-    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 1, pollIntervalMs: 100 });
+    const worker = await start({ concurrency: 1 });
     try {
       const jobId = await addJob('ping', { note: 42, unexpected: true });
       const error = await waitFor('the dead letter', () =>
@@ -84,7 +89,7 @@ describe('the worker', () => {
         await pool.query(sql.unsafe`insert into worker_pings (job_id, note) values (${helpers.job.id}, 'slow finished')`);
       },
     });
-    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 1, pollIntervalMs: 100, tasks: [...haatTasks, slow] });
+    const worker = await start({ concurrency: 1, tasks: [...haatTasks, slow] });
     let jobId: string;
     try {
       jobId = await addJob('test_slow', { ms: 1_500 });
@@ -92,10 +97,7 @@ describe('the worker', () => {
     } finally {
       await worker.stop();
     }
-    const note = await db.pool.maybeOneFirst(
-      sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`,
-    );
-    assert.equal(note, 'slow finished', 'the job ran to its end');
+    assert.equal(await pingNote(jobId), 'slow finished', 'the job ran to its end');
     const left = await db.pool.any(
       sql.type(
         z.object({ attempts: z.number(), locked_by: z.string().nullable() }),
@@ -116,15 +118,7 @@ describe('the worker', () => {
         await new Promise(() => undefined);
       },
     });
-    const worker = await startWorker({
-      url: db.url,
-      pool: db.pool,
-      log,
-      concurrency: 1,
-      pollIntervalMs: 100,
-      stopGraceMs: 500,
-      tasks: [...haatTasks, stuck],
-    });
+    const worker = await start({ concurrency: 1, stopGraceMs: 500, tasks: [...haatTasks, stuck] });
     let jobId: string;
     try {
       jobId = await addJob('test_stuck', {});
@@ -144,13 +138,7 @@ describe('the worker', () => {
   });
 
   test('a job that asks to be retried (an early event) is logged at info; a real failure, or its last attempt, at error', async () => {
-    const lines: { level: number; msg: string; jobId?: string; job?: { id: string } }[] = [];
-    const memory = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const { lines, log: memory } = memoryLog();
     const flaky = defineTask({
       identifier: 'test_flaky',
       payload: z.object({ kind: z.enum(['early', 'broken']) }),
@@ -158,14 +146,7 @@ describe('the worker', () => {
         throw payload.kind === 'early' ? new RetryLater('order S-1 not found yet') : new Error('disk on fire');
       },
     });
-    const worker = await startWorker({
-      url: db.url,
-      pool: db.pool,
-      log: pino({ level: 'debug' }, memory),
-      concurrency: 2,
-      pollIntervalMs: 100,
-      tasks: [...haatTasks, flaky],
-    });
+    const worker = await start({ log: memory, tasks: [...haatTasks, flaky] });
     let ids: string[] = [];
     try {
       ids = [
@@ -210,20 +191,8 @@ describe('the worker', () => {
     // twice, an unhandled rejection that would end the process): the next job is taken every time.
     // The cuts land at varied moments after a job is added.
     // Keep the worker's log (debug) so that a failure says what the runner and the job were doing.
-    const lines: string[] = [];
-    const memory = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(...chunk.toString().split('\n').filter(Boolean));
-        done();
-      },
-    });
-    const worker = await startWorker({
-      url: db.url,
-      pool: db.pool,
-      log: pino({ level: 'debug' }, memory),
-      concurrency: 2,
-      pollIntervalMs: 100,
-    });
+    const { lines, log: memory } = memoryLog();
+    const worker = await start({ log: memory });
     const explain = async (error: unknown): Promise<never> => {
       const jobs = await db.pool
         .any(
@@ -231,7 +200,10 @@ describe('the worker', () => {
         )
         .catch((e: unknown) => `(could not read jobs: ${String(e)})`);
       throw new Error(
-        `${String(error)}\nrestarts: ${worker.restarts}\njobs: ${JSON.stringify(jobs, bigintReplacer)}\nlast log lines:\n${lines.slice(-60).join('\n')}`,
+        `${String(error)}\nrestarts: ${worker.restarts}\njobs: ${JSON.stringify(jobs, bigintReplacer)}\nlast log lines:\n${lines
+          .slice(-60)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
       );
     };
     try {
@@ -247,15 +219,7 @@ describe('the worker', () => {
           .catch(() => undefined);
         await sleep(300);
         const jobId = await waitFor('the job to be added', () => addJob('ping', { note: `after cut ${round}` }).catch(() => undefined));
-        await waitFor(
-          `the ping after cut ${round}`,
-          () =>
-            db.pool
-              .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
-              .then((n) => n ?? undefined)
-              .catch(() => undefined),
-          60_000,
-        ).catch(explain);
+        await waitFor(`the ping after cut ${round}`, () => pingNote(jobId).catch(() => undefined), 60_000).catch(explain);
       }
     } finally {
       await worker.stop();
@@ -263,18 +227,14 @@ describe('the worker', () => {
   });
 
   test('a runner that stops on its own (as graphile-worker does when it cannot record a completion) is replaced', async () => {
-    const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 1, pollIntervalMs: 100 });
+    const worker = await start({ concurrency: 1 });
     try {
       const first = worker.runner;
       await first.stop('simulating graphile-worker giving up');
       await waitFor('a new runner', async () => (worker.runner !== first ? true : undefined));
       assert.equal(worker.restarts, 1);
       const jobId = await addJob('ping', { note: 'after the restart' });
-      const note = await waitFor('the ping', () =>
-        db.pool
-          .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
-          .then((n) => n ?? undefined),
-      );
+      const note = await waitFor('the ping', () => pingNote(jobId));
       assert.equal(note, 'after the restart');
     } finally {
       await worker.stop();
@@ -291,10 +251,10 @@ describe('the worker', () => {
     // graphile-worker 0.18 caches the promise of its first task-id lookup for the runner's life; if
     // that lookup fails (57P01 is not an error it retries), every later lookup fails the same way.
     // Make it fail for certain: hold a lock the lookup waits on, then terminate the waiting backend.
-    const lockHolder = await db.pool.connect(async (connection) => {
+    const worker = await db.pool.connect(async (connection) => {
       await connection.query(sql.unsafe`begin`);
       await connection.query(sql.unsafe`lock table graphile_worker._private_tasks in access exclusive mode`);
-      const worker = await startWorker({ url: db.url, pool: db.pool, log, concurrency: 2, pollIntervalMs: 100, wedgedAfterMs: 1_000 });
+      const worker = await start({ wedgedAfterMs: 1_000 });
       const waiting = await waitFor('the lookup to wait on the lock', async () => {
         const pids = await db.pool.anyFirst(
           sql.type(z.object({ pid: z.number() }))`
@@ -307,14 +267,9 @@ describe('the worker', () => {
       await connection.query(sql.unsafe`rollback`);
       return worker;
     });
-    const worker = lockHolder;
     try {
       const jobId = await addJob('ping', { note: 'after a failed first lookup' });
-      const note = await waitFor('the ping', () =>
-        db.pool
-          .maybeOneFirst(sql.type(z.object({ note: z.string() }))`select note from worker_pings where job_id = ${jobId}`)
-          .then((n) => n ?? undefined),
-      );
+      const note = await waitFor('the ping', () => pingNote(jobId));
       assert.equal(note, 'after a failed first lookup');
       assert.ok(worker.restarts >= 1, 'the wedged runner was replaced');
     } finally {
