@@ -91,6 +91,7 @@ const stopService = (child: ChildProcess | undefined, signal: NodeJS.Signals) =>
 };
 const service = (args: string[], onCrash?: () => void): ChildProcess => {
   const child = start(args);
+  child.on('error', (error) => stats.violations.push(`haat ${args[0]} could not be started: ${error.message}`));
   child.on('exit', (code, signal) => {
     if (told.has(child)) return;
     stats.crashes++;
@@ -100,8 +101,25 @@ const service = (args: string[], onCrash?: () => void): ChildProcess => {
   return child;
 };
 const workers: ChildProcess[] = [];
+/** Set when the soak stops its services: a crash is still counted, but not replaced. */
+let finishing = false;
 const startWorkerAt = (i: number) => {
-  workers[i] = service(['worker', '--concurrency', '4'], () => startWorkerAt(i));
+  workers[i] = service(['worker', '--concurrency', '4'], () => {
+    if (!finishing) setTimeout(() => startWorkerAt(i), 1_000); // not in a hot loop
+  });
+};
+/** Stops a service with SIGTERM and waits: it must exit 0 (a clean shutdown) within 90 s. */
+const stopCleanly = async (child: ChildProcess | undefined, name: string): Promise<void> => {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code ?? -1)));
+  stopService(child, 'SIGTERM');
+  const timer = setTimeout(() => stopService(child, 'SIGKILL'), 90_000);
+  const result = await exited;
+  clearTimeout(timer);
+  if (result !== 0) {
+    stats.crashes++;
+    stats.violations.push(`haat ${name} (pid ${child.pid}) did not stop cleanly on SIGTERM: ${result}`);
+  }
 };
 const intake = service(['intake', '--port', String(port), '--host', '127.0.0.1']);
 for (let i = 0; i < workerCount; i++) startWorkerAt(i);
@@ -231,9 +249,8 @@ const { rows: outcomes } = await db.query(`
   select coalesce(case when k.state <> 'done' then 'pending' when (k.outcome->>'ok')::boolean then 'applied' else k.outcome->'error'->>'code' end, 'no command') as outcome, count(*)::int as n
   from webhook_events e left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id group by 1 order by 2 desc`);
 
-for (const w of workers) stopService(w, 'SIGTERM');
-stopService(intake, 'SIGTERM');
-await sleep(1000);
+finishing = true;
+await Promise.all([...workers.map((w) => stopCleanly(w, 'worker')), stopCleanly(intake, 'intake')]);
 await db.end();
 await scratch.drop();
 

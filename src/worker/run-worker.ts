@@ -23,14 +23,14 @@ export type WorkerOptions = {
   readonly crontab?: readonly CronItem[];
   readonly pollIntervalMs?: number;
   /**
-   * How long stop() lets running jobs finish before it fails them (they are retried, by this
-   * worker's successor or another one); a job that ignores its abort signal cannot hold a shutdown
-   * forever.
+   * How long a runner that is shutting down (asked to by stop(), or on its own) lets running jobs
+   * finish before it fails them (they are retried, by this worker's next runner or another
+   * worker): a job that ignores its abort signal cannot hold a shutdown, or a restart, forever.
    */
   readonly stopGraceMs?: number;
   /**
-   * A runner whose workers have failed to look for jobs for this long, error after error, is
-   * replaced. (graphile-worker 0.18 caches a failed first lookup of its task ids for the life of
+   * A runner whose workers have failed to look for jobs for this long, error after error with no
+   * success between, is replaced. (graphile-worker 0.18 caches a failed first lookup of its task ids for the life of
    * the runner: a connection cut at that moment leaves a runner that never takes a job again.)
    */
   readonly wedgedAfterMs?: number;
@@ -41,7 +41,7 @@ export type RunningWorker = {
   readonly runner: Runner;
   /** How many times the runner stopped on its own and was started again. */
   readonly restarts: number;
-  /** Stops taking jobs and waits for running ones to finish. */
+  /** Stops taking jobs and waits (up to the grace period) for running ones to finish. */
   stop(): Promise<void>;
 };
 
@@ -57,42 +57,75 @@ const RESTART_MAX_MS = 10_000;
 const HEALTHY_AFTER_MS = 10_000;
 /** Bound on waiting for a forceful shutdown, after the grace period. */
 const KILL_WAIT_MS = 10_000;
+/** Bound on ending a stopped runner's connections. */
+const END_WAIT_MS = 5_000;
 
-const timeout = (ms: number) =>
-  new Promise<'timeout'>((resolve) => {
-    setTimeout(() => resolve('timeout'), ms).unref();
-  });
+/** `promise`, or 'timeout' after `ms`; the timer keeps the process alive while it runs, and no longer. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+type RunnerEntry = {
+  readonly runner: Runner;
+  /** Its graphile-worker pool ids (as registered for heartbeats and unlocking). */
+  readonly ids: Set<string>;
+  readonly workerPools: WorkerPool[];
+  /** Settles when the runner begins to shut down, whoever asked, or has stopped. */
+  readonly shuttingDown: Promise<void>;
+  /** Ends its node-postgres pool. */
+  readonly end: () => Promise<void>;
+  /** Set once by finish(). */
+  finishing?: Promise<void>;
+};
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const tasks = options.tasks ?? haatTasks;
   const log = options.log.child({ component: 'worker' });
+  const graceMs = options.stopGraceMs ?? 60_000;
+  const wedgedAfterMs = options.wedgedAfterMs ?? 15_000;
   // Pool ids of the live runner, heartbeated; a dead runner's ids stop beating, so the sweep of
   // any worker frees the jobs it left locked.
   const poolIds = new Set<string>();
   const everyPoolId = new Set<string>();
-  const startRunner = async (): Promise<{ runner: Runner; ids: Set<string>; workerPools: WorkerPool[]; end: () => Promise<void> }> => {
+
+  const startRunner = async (): Promise<RunnerEntry> => {
     const pgPool = createWorkerPgPool({ url: options.url, max: options.concurrency + 2, log });
-    // Ends the runner's connections once it has stopped; bounded, since a connection graphile-worker
-    // never gave back would hold pg's end() forever.
+    // Bounded: a connection graphile-worker never gave back would hold pg's end() forever.
     const end = async () => {
-      const ended = await Promise.race([pgPool.end().then(() => 'ended' as const), timeout(5_000)]).catch(() => 'ended' as const);
+      const ended = await within(
+        pgPool.end().then(
+          () => 'ended',
+          () => 'ended', // ended already
+        ),
+        END_WAIT_MS,
+      );
       if (ended === 'timeout') log.warn('the stopped runner still holds a connection; leaving it');
     };
     const events = new EventEmitter() as WorkerEvents;
     const ids = new Set<string>();
     const workerPools: WorkerPool[] = [];
-    // The watchdog: a successful lookup (a job, or none) proves the runner can work; failures
-    // alone for `wedgedAfterMs` mean it cannot, whatever the cause, and a new runner is the cure.
-    const wedgedAfterMs = options.wedgedAfterMs ?? 15_000;
-    let lastLookupAt = Date.now();
+    let shutDown!: () => void;
+    const shuttingDown = new Promise<void>((resolve) => (shutDown = resolve));
+    events.on('pool:gracefulShutdown', () => shutDown());
+    events.on('pool:forcefulShutdown', () => shutDown());
+    // The watchdog: a successful lookup (a job, or none) proves the runner can work; lookups that
+    // have failed without a success between for `wedgedAfterMs` mean it cannot, whatever the
+    // cause, and a new runner is the cure.
+    let failingSince: number | undefined;
     let replacing = false;
     const lookedUp = () => {
-      lastLookupAt = Date.now();
+      failingSince = undefined;
     };
     events.on('worker:getJob:empty', lookedUp);
     events.on('job:start', lookedUp);
     events.on('worker:getJob:error', ({ error }) => {
-      const failingForMs = Date.now() - lastLookupAt;
+      failingSince ??= Date.now();
+      const failingForMs = Date.now() - failingSince;
       if (replacing || failingForMs < wedgedAfterMs) return;
       replacing = true;
       log.error({ err: error, failingForMs }, 'the job runner has failed to look for jobs for too long; replacing it');
@@ -123,12 +156,36 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       await end();
       throw error;
     });
-    return { runner, ids, workerPools, end };
+    runner.promise.then(shutDown, shutDown);
+    return { runner, ids, workerPools, shuttingDown, end };
   };
+
+  /**
+   * Brings a runner to a stop, bounded: asks it to stop (when `reason` is given), lets running jobs
+   * finish for the grace period, then fails those still running (they are retried), and ends its
+   * connections. Once per runner; later calls share the first.
+   */
+  const finish = (entry: RunnerEntry, reason?: string): Promise<void> =>
+    (entry.finishing ??= (async () => {
+      if (reason !== undefined) entry.runner.stop(reason).catch(() => undefined); // already stopping
+      const stopped = entry.runner.promise.then(
+        () => 'stopped',
+        () => 'stopped',
+      );
+      if ((await within(stopped, graceMs)) === 'timeout') {
+        log.error({ graceMs }, 'running jobs did not finish in time; failing them so that they are retried');
+        // (Runner.kill() does nothing once a graceful shutdown is under way; the pool's does.)
+        const forced = entry.workerPools.map(async (pool) => pool.forcefulShutdown('grace period over'));
+        await within(Promise.allSettled(forced), KILL_WAIT_MS);
+      }
+      await entry.end();
+    })());
 
   let current = await startRunner();
   let restarts = 0;
   let stopping: Promise<void> | undefined;
+  let stopRequested!: () => void;
+  const stopRequest = new Promise<void>((resolve) => (stopRequested = resolve));
   let wake: (() => void) | undefined;
   /** Pool ids of runners that stopped, whose leftovers are not released yet (retried each beat). */
   const stopped = new Set<string>();
@@ -162,26 +219,24 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     });
 
   // graphile-worker shuts a runner down by itself when it cannot record a job's completion or
-  // failure (e.g. its connections were terminated past its retries). The process must not stay up
-  // with no runner: release what the dead one left locked, start a new one (with backoff), until
-  // stop() is called.
+  // failure (e.g. its connections were terminated past its retries), and the watchdog above does
+  // when it cannot look for jobs. The process must not stay up with no runner: bring the old one to
+  // a stop (bounded), release what it left locked, start a new one (with backoff), until stop().
   const supervise = async (): Promise<void> => {
     let delay = RESTART_MIN_MS;
     for (;;) {
-      const { runner, ids, end } = current;
+      const entry = current;
       const startedAt = Date.now();
-      const reason = await runner.promise.then(
-        () => 'stopped',
-        (error: unknown) => String(error),
-      );
+      await Promise.race([entry.shuttingDown, stopRequest]);
+      if (stopping !== undefined) return; // stop() finishes `current`
+      await finish(entry);
       if (stopping !== undefined) return;
-      await end();
-      for (const id of ids) {
+      for (const id of entry.ids) {
         poolIds.delete(id);
         stopped.add(id);
       }
       if (Date.now() - startedAt > HEALTHY_AFTER_MS) delay = RESTART_MIN_MS;
-      log.error({ reason, restartInMs: delay }, 'the job runner stopped on its own; starting a new one');
+      log.error({ restartInMs: delay }, 'the job runner stopped on its own; starting a new one');
       for (;;) {
         await sleepUnlessStopping(delay);
         delay = Math.min(delay * 2, RESTART_MAX_MS);
@@ -194,11 +249,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           log.error({ err: error, restartInMs: delay }, 'could not start the job runner; retrying');
         }
       }
-      if (stopping !== undefined) return; // stop() stops `current`, whichever it is by then
+      // A runner started while stop() was under way: stop() may have finished `current` before
+      // it changed, so this one is finished here.
+      if (stopping !== undefined) return finish(current, 'haat is shutting down');
       await beat(); // register the new pool now, and release the old one's jobs
     }
   };
-  const supervising = supervise();
+  const supervising = supervise().catch((error: unknown) => log.error({ err: error }, 'the job runner supervisor failed'));
 
   await beat();
   const timer = setInterval(() => void beat(), heartbeatMs);
@@ -213,32 +270,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     stop: () => {
       stopping ??= (async () => {
         clearInterval(timer);
+        stopRequested();
         wake?.();
-        const graceMs = options.stopGraceMs ?? 60_000;
-        const stopRunner = async ({ runner: r, workerPools, end }: typeof current) => {
-          const finished = r.stop('haat is shutting down').then(
-            () => r.promise,
-            () => r.promise,
-          );
-          const outcome = await Promise.race([
-            finished.then(
-              () => 'stopped' as const,
-              () => 'stopped' as const,
-            ),
-            timeout(graceMs),
-          ]);
-          if (outcome === 'timeout') {
-            log.error({ graceMs }, 'running jobs did not finish in time; failing them so that they are retried');
-            // (Runner.kill() does nothing once a graceful shutdown is under way; the pool's does.)
-            const forced = workerPools.map(async (pool) => pool.forcefulShutdown('haat is shutting down: grace period over'));
-            await Promise.race([Promise.allSettled(forced), timeout(KILL_WAIT_MS)]);
-          }
-          await end();
-        };
-        const running = current;
-        await stopRunner(running);
-        await supervising; // returns now; a restart that was in progress has finished or given up
-        if (current !== running) await stopRunner(current);
+        const first = current;
+        await finish(first, 'haat is shutting down');
+        // The supervisor returns at once, unless a restart is under way: that one is bounded by
+        // the connection timeout, and the runner it starts is finished by the supervisor itself.
+        await within(supervising, graceMs);
+        if (current !== first) await finish(current, 'haat is shutting down');
         // Every runner this process ran has stopped: release anything left locked, deregister.
         await releaseStoppedPools(options.pool, [...everyPoolId]).catch((error: unknown) =>
           log.warn({ err: error }, 'could not deregister; the sweep of other workers will release any locked job'),

@@ -52,6 +52,11 @@ describe('the worker', () => {
       const note = await waitFor('the ping', () => pingNote(jobId));
       assert.equal(note, 'hello');
       await waitFor('the job to complete', async () => ((await jobCount()) === 0n ? true : undefined));
+      const ours = await db.pool.oneFirst(
+        sql.type(z.object({ n: z.bigint() }))`
+          select count(*) as n from pg_stat_activity where datname = current_database() and application_name = 'haat worker'`,
+      );
+      assert.ok(ours > 0n, "graphile-worker runs on haat's own connection pool");
     } finally {
       await worker.stop();
     }
@@ -135,6 +140,37 @@ describe('the worker', () => {
     assert.equal(left.attempts, 1, 'the attempt counts');
     assert.match(left.last_error ?? '', /grace period over/);
     await db.pool.query(sql.unsafe`select graphile_worker.complete_jobs(array[${jobId}]::bigint[])`);
+  });
+
+  test('a runner that stops on its own while a job hangs is replaced after the grace period; the job is failed and retried', async () => {
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let runs = 0;
+    const hangsOnce = defineTask({
+      identifier: 'test_hangs_once',
+      payload: z.object({}),
+      run: async (_payload, { pool, helpers }) => {
+        runs++;
+        if (runs === 1) {
+          started();
+          await new Promise(() => undefined); // ignores its abort signal
+        }
+        await pool.query(sql.unsafe`insert into worker_pings (job_id, note) values (${helpers.job.id}, 'second attempt')`);
+      },
+    });
+    const worker = await start({ concurrency: 1, stopGraceMs: 500, tasks: [...haatTasks, hangsOnce] });
+    try {
+      const jobId = await addJob('test_hangs_once', {});
+      await running;
+      const first = worker.runner;
+      void first.stop('simulating graphile-worker giving up'); // as it does on its own
+      await waitFor('a new runner', async () => (worker.runner !== first ? true : undefined));
+      // The failed attempt is retried after graphile-worker's backoff (e^1 s).
+      await waitFor('the second attempt', () => pingNote(jobId));
+      assert.equal(runs, 2);
+    } finally {
+      await worker.stop();
+    }
   });
 
   test('a job that asks to be retried (an early event) is logged at info; a real failure, or its last attempt, at error', async () => {
