@@ -173,6 +173,79 @@ describe('the worker', () => {
     }
   });
 
+  test("a runner that stops because a job's completion failed is replaced promptly; that job runs once more, the others finish", async () => {
+    // What graphile-worker does when it cannot record a completion (in the soak: a cut connection),
+    // made certain with a one-shot trigger that refuses one job's delete, while two other jobs are
+    // still running and finish during the shutdown.
+    await db.pool.query(sql.unsafe`create table test_refuse_completion (job_id bigint primary key)`);
+    // A sequence, not a row, counts the refusals: it is not rolled back with the refused delete.
+    await db.pool.query(sql.unsafe`create sequence test_refusals`);
+    await db.pool.query(sql.unsafe`
+      create function test_refuse_completion() returns trigger language plpgsql as $$
+      begin
+        if exists (select 1 from test_refuse_completion where job_id = old.id) and nextval('test_refusals') = 1 then
+          raise exception 'completion refused by the test';
+        end if;
+        return old;
+      end $$`);
+    await db.pool.query(sql.unsafe`
+      create trigger test_refuse_completion before delete on graphile_worker._private_jobs
+        for each row execute function test_refuse_completion()`);
+    const opens: (() => void)[] = [];
+    const gates = [0, 1].map(() => new Promise<void>((resolve) => opens.push(resolve)));
+    let running = 0;
+    const quickRuns: string[] = [];
+    const tasks = [
+      ...haatTasks,
+      defineTask({
+        identifier: 'test_gate',
+        payload: z.object({ gate: z.number().int() }),
+        run: async ({ gate }) => {
+          running++;
+          await gates[gate];
+        },
+      }),
+      defineTask({
+        identifier: 'test_quick',
+        payload: z.object({}),
+        run: async (_payload, { helpers }) => {
+          quickRuns.push(helpers.job.id);
+        },
+      }),
+    ];
+    const { lines, log: memory } = memoryLog();
+    const worker = await start({ log: memory, concurrency: 3, stopGraceMs: 30_000, tasks });
+    const openAll = () => {
+      for (const open of opens) open();
+    };
+    try {
+      await addJob('test_gate', { gate: 0 });
+      await addJob('test_gate', { gate: 1 });
+      await waitFor('both gate jobs running', async () => (running === 2 ? true : undefined));
+      const first = worker.runner;
+      await db.pool.query(sql.unsafe`
+        insert into test_refuse_completion (job_id)
+        select (graphile_worker.add_job('test_quick', '{}'::json)).id`);
+      await waitFor('the refused completion', async () => (lines.some((l) => /Failed to complete jobs/.test(l.msg)) ? true : undefined));
+      // The gate jobs now complete successfully, one after the other, during the shutdown.
+      opens[0]?.();
+      await sleep(100);
+      opens[1]?.();
+      await waitFor('a new runner', async () => (worker.runner !== first ? true : undefined), 15_000);
+      assert.equal(worker.restarts, 1);
+      assert.ok(!lines.some((l) => /did not finish in time/.test(l.msg)), 'not held for the grace period');
+      await waitFor('every job done', async () => ((await jobCount()) === 0n ? true : undefined));
+      assert.equal(quickRuns.length, 2, 'the job whose completion was refused ran again, and once more only');
+    } finally {
+      openAll();
+      await worker.stop();
+      await db.pool.query(sql.unsafe`drop trigger test_refuse_completion on graphile_worker._private_jobs`);
+      await db.pool.query(sql.unsafe`drop function test_refuse_completion()`);
+      await db.pool.query(sql.unsafe`drop table test_refuse_completion`);
+      await db.pool.query(sql.unsafe`drop sequence test_refusals`);
+    }
+  });
+
   test('a job that asks to be retried (an early event) is logged at info; a real failure, or its last attempt, at error', async () => {
     const { lines, log: memory } = memoryLog();
     const flaky = defineTask({
