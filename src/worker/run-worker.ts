@@ -55,6 +55,13 @@ const RESTART_MIN_MS = 1_000;
 const RESTART_MAX_MS = 10_000;
 /** A runner that lived this long resets the backoff. */
 const HEALTHY_AFTER_MS = 10_000;
+/**
+ * The grace period of a runner that stops on its own (at most; stopGraceMs if shorter): it is
+ * broken, and the process takes no job until it is replaced, so its running jobs (short, and
+ * retried if failed) get less time than at an operator's stop. In a 300 s soak, one such runner
+ * never ended its shutdown although no job of ours could have been running.
+ */
+const RESTART_GRACE_MS = 15_000;
 /** Bound on waiting for a forceful shutdown, after the grace period. */
 const KILL_WAIT_MS = 10_000;
 /** Bound on ending a stopped runner's connections. */
@@ -165,15 +172,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
    * finish for the grace period, then fails those still running (they are retried), and ends its
    * connections. Once per runner; later calls share the first.
    */
-  const finish = (entry: RunnerEntry, reason?: string): Promise<void> =>
+  const finish = (entry: RunnerEntry, reason?: string, grace = graceMs): Promise<void> =>
     (entry.finishing ??= (async () => {
       if (reason !== undefined) entry.runner.stop(reason).catch(() => undefined); // already stopping
       const stopped = entry.runner.promise.then(
         () => 'stopped',
         () => 'stopped',
       );
-      if ((await within(stopped, graceMs)) === 'timeout') {
-        log.error({ graceMs }, 'running jobs did not finish in time; failing them so that they are retried');
+      if ((await within(stopped, grace)) === 'timeout') {
+        log.error(
+          { graceMs: grace },
+          'the runner did not finish its shutdown in time; failing any job still running so that it is retried',
+        );
         // (Runner.kill() does nothing once a graceful shutdown is under way; the pool's does.)
         const forced = entry.workerPools.map(async (pool) => pool.forcefulShutdown('grace period over'));
         await within(Promise.allSettled(forced), KILL_WAIT_MS);
@@ -229,7 +239,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       const startedAt = Date.now();
       await Promise.race([entry.shuttingDown, stopRequest]);
       if (stopping !== undefined) return; // stop() finishes `current`
-      await finish(entry);
+      await finish(entry, undefined, Math.min(graceMs, RESTART_GRACE_MS));
       if (stopping !== undefined) return;
       for (const id of entry.ids) {
         poolIds.delete(id);

@@ -233,7 +233,7 @@ describe('the worker', () => {
       opens[1]?.();
       await waitFor('a new runner', async () => (worker.runner !== first ? true : undefined), 15_000);
       assert.equal(worker.restarts, 1);
-      assert.ok(!lines.some((l) => /did not finish in time/.test(l.msg)), 'not held for the grace period');
+      assert.ok(!lines.some((l) => /did not finish its shutdown in time/.test(l.msg)), 'not held for the grace period');
       await waitFor('every job done', async () => ((await jobCount()) === 0n ? true : undefined));
       assert.equal(quickRuns.length, 2, 'the job whose completion was refused ran again, and once more only');
     } finally {
