@@ -82,7 +82,8 @@ function pickOrder(m: Model, pick: number): [string, Order] {
   return [ref, m.orders[ref] as Order];
 }
 
-class Receive implements fc.AsyncCommand<Model, Real> {
+/** A command on one SKU with a quantity; always applicable. */
+class SkuQuantity {
   readonly s: string;
   readonly qty: number;
   constructor(s: string, qty: number) {
@@ -90,22 +91,18 @@ class Receive implements fc.AsyncCommand<Model, Real> {
     this.qty = qty;
   }
   check = () => true;
+}
+
+class Receive extends SkuQuantity implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     assert.ok(ok(await send(m, { type: 'stock.receive', payload: { sku: sku(r.run, this.s), qty: String(this.qty) } })));
     (m.skus[this.s] as Stock).onHand += this.qty;
     await agree(m, r);
   }
-  toString = () => `receive(${this.s}, ${this.qty})`;
+  override toString = () => `receive(${this.s}, ${this.qty})`;
 }
 
-class Place implements fc.AsyncCommand<Model, Real> {
-  readonly s: string;
-  readonly qty: number;
-  constructor(s: string, qty: number) {
-    this.s = s;
-    this.qty = qty;
-  }
-  check = () => true;
+class Place extends SkuQuantity implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     const ref = `M${r.run}-O${Object.keys(m.orders).length + 1}`;
     const result = await send(m, {
@@ -119,7 +116,7 @@ class Place implements fc.AsyncCommand<Model, Real> {
     m.orders[ref] = { sku: this.s, qty: this.qty, state: fits ? 'pending' : 'rejected', total: this.qty * 100 };
     await agree(m, r);
   }
-  toString = () => `place(${this.s}, ${this.qty})`;
+  override toString = () => `place(${this.s}, ${this.qty})`;
 }
 
 class Move implements fc.AsyncCommand<Model, Real> {
