@@ -1,4 +1,3 @@
 #!/usr/bin/env node
-import { main } from '../src/cli/main.ts';
-
-process.exitCode = await main(process.argv.slice(2));
+// Kept for callers of the old path: the entry point is bin/haat.js.
+await import('./haat.js');

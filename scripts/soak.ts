@@ -23,7 +23,7 @@ const { values } = parseArgs({ options: { duration: { type: 'string', default: '
 const durationMs = intOption('duration', values.duration, 1, 86_400) * 1000;
 const workerCount = intOption('workers', values.workers, 1, 32);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const bin = path.join(root, 'bin/haat.ts');
+const bin = path.join(root, 'bin/haat.js');
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
 
 const scratch = await createScratchDatabase('haat_soak', log);

@@ -1,7 +1,12 @@
-// The pino root logger. Logs go to stderr so stdout stays for results (tables, --json).
-import { type Logger, pino } from 'pino';
+// The pino root logger. Logs go to stderr so stdout stays for results (tables, --json): JSON lines,
+// or readable lines (pino-pretty, times in the operator's zone) when stderr is a terminal.
+// LOG_FORMAT=json|pretty overrides the choice.
+import { createRequire } from 'node:module';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
+
+export type LogFormat = 'json' | 'pretty';
 
 const redact = {
   paths: [
@@ -17,7 +22,26 @@ const redact = {
   censor: '[redacted]',
 };
 
-export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): Logger {
+/** JSON unless stderr is a terminal (a person reads it). */
+export function defaultLogFormat(): LogFormat {
+  return process.stderr.isTTY ? 'pretty' : 'json';
+}
+
+function destination(format: LogFormat): DestinationStream {
+  if (format === 'json') return pino.destination({ fd: 2, sync: true });
+  // Loaded only for a terminal: most runs (services under a supervisor, scripts, tests) never pay for it.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return pretty({
+    destination: 2,
+    sync: true,
+    colorize: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR,
+    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l Z',
+    ignore: 'pid,hostname',
+    singleLine: true,
+  });
+}
+
+export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', format: LogFormat = defaultLogFormat()): Logger {
   return pino(
     {
       level,
@@ -27,7 +51,7 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
       // anywhere in the object keeps its message, stack and code (JSON.stringify alone drops them).
       formatters: { log: (o) => JSON.parse(JSON.stringify(o, logReplacer)) },
     },
-    pino.destination({ fd: 2, sync: true }),
+    destination(format),
   );
 }
 

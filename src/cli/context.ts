@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import { type Database, openDatabase } from '../db/connect.ts';
-import { committedMigrations, migrationsCurrent } from '../db/migrate.ts';
+import { committedMigrations, migrationsCurrent } from '../db/migration-status.ts';
 import { Text } from '../domain/catalog.ts';
 import { HaatError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -64,7 +64,7 @@ export function buildDeps(base: BaseDeps, command: Command, defaultLogLevel: 'in
     bypassMaintenance: parsed.bypassMaintenance,
     reason: parsed.reason,
   };
-  const log = createLogger(base.config.logLevel ?? defaultLogLevel);
+  const log = createLogger(base.config.logLevel ?? defaultLogLevel, base.config.logFormat);
   return {
     ...base,
     globals,

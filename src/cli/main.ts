@@ -1,42 +1,40 @@
-// The CLI: a thin command registry on commander. Each command group registers its commands; each
-// action builds its deps and calls a plain run function. This file is the one place that turns an
-// outcome into an exit code and an error into the message or JSON document an operator sees.
+// The CLI: a thin command registry on commander. Only the group of the command being run is loaded
+// (commands/index.ts); `haat --help` loads commander and nothing else. Each action builds its deps
+// and calls a plain run function. This file is the one place that turns an outcome into an exit
+// code and an error into the message or JSON document an operator sees.
 import { Command, CommanderError } from 'commander';
-import { ZodError, z } from 'zod';
-import { ConfigError, loadConfig } from '../config.ts';
-import { mapDatabaseError } from '../db/errors.ts';
-import { ExitCode, HaatError, invalidInput } from '../errors.ts';
-import { createLogger } from '../log.ts';
-import { registerCatalogCommands } from './commands/catalog.ts';
-import { registerDbCommands } from './commands/db.ts';
-import { registerMoneyCommands } from './commands/money.ts';
-import { registerOperationCommands } from './commands/operations.ts';
-import { registerOrderCommands } from './commands/orders.ts';
-import { registerReconcileCommand } from './commands/reconcile.ts';
-import { registerServiceCommands } from './commands/services.ts';
-import { registerStockCommands } from './commands/stock.ts';
-import { registerWebhookCommands } from './commands/webhook.ts';
+import type { Config } from '../config.ts';
+import { ExitCode, type HaatError } from '../errors.ts';
+import { type CommandGroup, commandGroups, groupOf } from './commands/index.ts';
 import type { BaseDeps } from './context.ts';
 import { type Io, processIo } from './io.ts';
 import { createOutput } from './output.ts';
 import { inquirerPrompter, type Prompter } from './prompts.ts';
 
-export type Registrar = (program: Command, base: BaseDeps) => void;
+/** Global options that take a value: the token after them is not a command name. */
+const VALUE_OPTIONS = new Set(['--actor', '--reason']);
 
-const registrars: readonly Registrar[] = [
-  registerServiceCommands,
-  registerDbCommands,
-  registerCatalogCommands,
-  registerStockCommands,
-  registerOrderCommands,
-  registerMoneyCommands,
-  registerWebhookCommands,
-  registerOperationCommands,
-  registerReconcileCommand,
-];
+/** The group of the command named in argv (`haat help <command>` too), if any. */
+export function targetGroup(argv: readonly string[]): CommandGroup | undefined {
+  const words: string[] = [];
+  for (let i = 0; i < argv.length && words.length < 2; i++) {
+    const token = argv[i] ?? '';
+    if (token === '--') {
+      words.push(...argv.slice(i + 1, i + 2));
+      break;
+    }
+    if (token.startsWith('-')) {
+      if (VALUE_OPTIONS.has(token)) i++;
+      continue;
+    }
+    words.push(token);
+  }
+  const name = words[0] === 'help' ? words[1] : words[0];
+  return name === undefined ? undefined : groupOf(name);
+}
 
-export function buildProgram(base: BaseDeps): Command {
-  const program = new Command('haat')
+function baseProgram(io: Io): Command {
+  return new Command('haat')
     .description('haat: a correctness-first marketplace backend (operator CLI, webhook intake, worker)')
     .version('0.1.0', '-V, --version')
     .option('--json', 'print one JSON document on stdout')
@@ -47,14 +45,32 @@ export function buildProgram(base: BaseDeps): Command {
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
-      writeOut: (text) => base.io.stdout.write(text),
-      writeErr: (text) => base.io.stderr.write(text),
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
       // Usage errors are reported by main() below, once, in the operator's chosen format.
       outputError: () => undefined,
     });
-  for (const register of registrars) register(program, base);
+}
+
+/**
+ * The program with `groups` registered in full and every other command as a name and summary only
+ * (enough for help, and for "did you mean" on a typo).
+ */
+export async function buildProgram(base: BaseDeps, groups: readonly CommandGroup[] = commandGroups): Promise<Command> {
+  const program = baseProgram(base.io);
+  for (const group of groups) (await group.load())(program, base);
+  addSummaries(program);
   for (const command of program.commands) applyToTree(command);
   return program;
+}
+
+function addSummaries(program: Command): void {
+  const registered = new Set(program.commands.map((c) => c.name()));
+  for (const group of commandGroups) {
+    for (const [name, summary] of Object.entries(group.commands)) {
+      if (!registered.has(name)) program.command(name).description(summary).helpOption(false);
+    }
+  }
 }
 
 function applyToTree(command: Command): void {
@@ -63,48 +79,38 @@ function applyToTree(command: Command): void {
   for (const sub of command.commands) applyToTree(sub);
 }
 
-/** Maps anything thrown to a HaatError: the one table from failure to exit code. */
-export function toHaatError(error: unknown): HaatError {
-  if (error instanceof HaatError) return error;
-  if (error instanceof CommanderError) {
-    return invalidInput(error.message.replace(/^error: /, ''), { usage: error.code });
+async function report(error: unknown, io: Io, json: boolean, config: Config | undefined): Promise<number> {
+  const { toHaatError } = await import('./to-haat-error.ts');
+  const haatError: HaatError = toHaatError(error);
+  if (haatError.code === 'internal') {
+    const { createLogger } = await import('../log.ts');
+    createLogger(config?.logLevel ?? 'warn', config?.logFormat).error({ err: error }, 'unexpected failure');
   }
-  if (error instanceof ZodError) {
-    const issue = error.issues[0];
-    // Command payloads are parsed as {type, payload}; the operator knows the field, not the wrapper.
-    const path = issue?.path[0] === 'payload' ? issue.path.slice(1) : (issue?.path ?? []);
-    const where = path.length ? `${path.join('.')}: ` : '';
-    return invalidInput(`${where}${issue?.message ?? 'invalid input'}`, { issues: z.treeifyError(error) });
-  }
-  if (error instanceof ConfigError) return invalidInput(error.message);
-  const mapped = mapDatabaseError(error);
-  if (mapped) return mapped;
-  return new HaatError('internal', error instanceof Error ? error.message : String(error), {}, { cause: error });
+  createOutput(io, json).error(haatError);
+  return haatError.exitCode;
 }
 
 export async function main(argv: readonly string[], io: Io = processIo(), prompter?: Prompter): Promise<number> {
   const json = argv.includes('--json');
-  let config: ReturnType<typeof loadConfig>;
+  const group = targetGroup(argv);
+  let config: Config | undefined;
   try {
-    config = loadConfig(io.env);
-  } catch (error) {
-    const haatError = toHaatError(error);
-    createOutput(io, json).error(haatError);
-    return haatError.exitCode;
-  }
-  const base: BaseDeps = { config, io, prompter: prompter ?? inquirerPrompter(io) };
-  try {
-    await buildProgram(base).parseAsync([...argv], { from: 'user' });
+    let program: Command;
+    if (group) {
+      // Configuration is read only for a command that runs: help never fails on a bad environment.
+      const { loadConfig } = await import('../config.ts');
+      config = loadConfig(io.env);
+      program = await buildProgram({ config, io, prompter: prompter ?? inquirerPrompter(io) }, [group]);
+    } else {
+      program = baseProgram(io);
+      addSummaries(program);
+      for (const command of program.commands) applyToTree(command);
+    }
+    await program.parseAsync([...argv], { from: 'user' });
     return ExitCode.ok;
   } catch (error) {
-    if (error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version')) {
-      return ExitCode.ok;
-    }
-    const haatError = toHaatError(error);
-    if (haatError.code === 'internal') {
-      createLogger(config.logLevel ?? 'warn').error({ err: error }, 'unexpected failure');
-    }
-    createOutput(io, json).error(haatError);
-    return haatError.exitCode;
+    // Help and --version end through exitOverride with exit code 0 (`haat help stock` too).
+    if (error instanceof CommanderError && error.exitCode === 0) return ExitCode.ok;
+    return report(error, io, json, config);
   }
 }

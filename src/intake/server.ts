@@ -2,7 +2,7 @@
 // answers and its migrations are current). Webhook routes join it with the webhook issue.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { migrationsCurrent } from '../db/migrate.ts';
+import { migrationsCurrent } from '../db/migration-status.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { createMetrics } from './metrics.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { toHaatError } from '../../src/cli/main.ts';
+import { toHaatError } from '../../src/cli/to-haat-error.ts';
 import { createOutput } from '../../src/cli/output.ts';
 import { confirmOrRefuse, type Prompter, requireValue } from '../../src/cli/prompts.ts';
 import { HaatError } from '../../src/errors.ts';

@@ -6,7 +6,7 @@ import { main } from '../../src/cli/main.ts';
 import type { Prompter } from '../../src/cli/prompts.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const haatBin = path.join(repoRoot, 'bin/haat.ts');
+export const haatBin = path.join(repoRoot, 'bin/haat.js');
 
 export type CliResult = { code: number; stdout: string; stderr: string };
 

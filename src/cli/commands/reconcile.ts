@@ -10,7 +10,7 @@ import { table } from '../output.ts';
 export function registerReconcileCommand(program: Command, base: BaseDeps): void {
   program
     .command('reconcile')
-    .description('check every invariant (DESIGN.md); exit 0 only when all hold')
+    .description('check every invariant (docs/invariants.md); exit 0 only when all hold')
     .action(async (_o: unknown, command: Command) => {
       const deps = buildDeps(base, command, 'warn');
       const checks = await deps.withDatabase((db) => reconcile(db.pool));
