@@ -2,7 +2,7 @@
 // transaction. The worker's apply_command task and the CLI's inline fallback both call this; it is
 // safe to run any number of times (a finished key returns its stored outcome and does nothing).
 import { mapDatabaseError } from '../db/errors.ts';
-import { lockKey, outcomeOf, recordOutcome, storedForm } from '../db/idempotency.ts';
+import { lockKey, outcomeOf, recordOutcome, storedForm, WEBHOOK_SCOPE_PREFIX } from '../db/idempotency.ts';
 import { maintenanceOnForCommand } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { inTransaction } from '../db/transaction.ts';
@@ -31,7 +31,7 @@ export async function applyCommand(
   scope: string,
   key: string,
   log: Logger,
-  options: { outOfOrderWindowMs?: number } = {},
+  options: { outOfOrderWindowMs?: number /** The job's attempt (1 when applied inline). */; attempts?: number } = {},
 ): Promise<Outcome | null> {
   try {
     return await inTransaction(
@@ -44,7 +44,7 @@ export async function applyCommand(
           throw new MaintenanceHold('maintenance mode is on: the command waits');
         }
         // Upstream events may arrive before the order they name; CLI commands never wait.
-        const mayBeEarly = scope.startsWith('webhook:') && row.age_ms < (options.outOfOrderWindowMs ?? OUT_OF_ORDER_WINDOW_MS);
+        const mayBeEarly = scope.startsWith(WEBHOOK_SCOPE_PREFIX) && row.age_ms < (options.outOfOrderWindowMs ?? OUT_OF_ORDER_WINDOW_MS);
         const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });
         const outcome: Outcome = parsed.success
           ? await handlerFor(parsed.data).apply(tx, parsed.data.payload as never, {
@@ -61,10 +61,12 @@ export async function applyCommand(
                 details: { type: row.command_type },
               },
             };
-        if (mayBeEarly && !outcome.ok && outcome.error.code === 'not_found' && 'order' in outcome.error.details) {
+        // Only a command that names an order (a string) waits for it; a placement's refusal carries the
+        // rejected order itself, and is final.
+        if (mayBeEarly && !outcome.ok && outcome.error.code === 'not_found' && typeof outcome.error.details.order === 'string') {
           throw new RetryLater(`order ${String(outcome.error.details.order)} not found yet; the queue will retry`);
         }
-        await recordOutcome(tx, scope, key, outcome);
+        await recordOutcome(tx, scope, key, outcome, { attempts: options.attempts, payload: row.payload });
         return storedForm(outcome);
       },
       { log },
@@ -80,7 +82,7 @@ export async function applyCommand(
       if (!row) return null;
       if (row.state === 'done') return outcomeOf(row);
       const outcome: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
-      await recordOutcome(tx, scope, key, outcome);
+      await recordOutcome(tx, scope, key, outcome, { attempts: options.attempts, payload: row.payload });
       return storedForm(outcome);
     });
   }

@@ -11,6 +11,7 @@ import {
   closeOrderReservations,
   findOrder,
   insertOrder,
+  insertUnpricedRejection,
   lockOrder,
   moveOrder,
   type OrderItemRow,
@@ -47,9 +48,15 @@ export function orderJson(order: OrderRow, items: readonly OrderItemRow[]) {
     total: moneyJson({ amount: order.total_amount, currency }),
     expires_at: order.state === 'pending' ? order.expires_at : null,
     ...(order.reject_reason ? { reject_reason: order.reject_reason } : {}),
+    ...(order.requested_items ? { requested_items: requestedItems(order.requested_items) } : {}),
     ...(order.payment_ref ? { payment_ref: order.payment_ref } : {}),
     ...(order.tracking ? { tracking: order.tracking } : {}),
   };
+}
+
+/** The lines a rejected, unpriced order asked for, quantities as integers. */
+function requestedItems(text: string): { sku: string; qty: bigint }[] {
+  return (JSON.parse(text) as { sku: string; qty: string }[]).map((l) => ({ sku: l.sku, qty: BigInt(l.qty) }));
 }
 
 async function orderOutcome(db: Queryable, order: OrderRow): Promise<Outcome> {
@@ -84,7 +91,7 @@ export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<Out
 
 export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, context: OrderContext): Promise<Outcome> {
   const refusal = await precheckPlace(tx, p);
-  if (refusal) return fail(refusal);
+  if (refusal) return rejectUnpriced(tx, p, refusal, context);
   const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
   // Prices are the catalog's, read inside this transaction; a client never supplies one.
   const prices = await tx.any(sql.type(z.object({ code: z.string(), seller: z.string(), price_amount: z.bigint(), currency: z.string() }))`
@@ -128,6 +135,42 @@ export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, conte
       `not enough stock for ${savepoint.shortages.map((s) => s.sku).join(', ')}; order ${ref} recorded as rejected`,
       { order, shortages: savepoint.shortages },
     ),
+  );
+}
+
+/** Why a placement that could not be priced is rejected; any other refusal leaves no order. */
+const UNPRICED_REJECTIONS = {
+  not_found: 'unknown_sku',
+  currency_mismatch: 'currency_mismatch',
+  invalid_input: 'invalid_order',
+} as const;
+
+/**
+ * A placement refused before anything could be priced is still an order an operator can find:
+ * recorded rejected with its reason and the lines as asked. Only a ref that is already taken
+ * leaves no new order (the outcome is `conflict`).
+ */
+async function rejectUnpriced(tx: DatabaseTransaction, p: PlacePayload, refusal: OutcomeError, context: OrderContext): Promise<Outcome> {
+  const reason = Object.hasOwn(UNPRICED_REJECTIONS, refusal.code)
+    ? UNPRICED_REJECTIONS[refusal.code as keyof typeof UNPRICED_REJECTIONS]
+    : undefined;
+  if (reason === undefined) return fail(refusal);
+  const ref = p.ref ?? refFor(context.command);
+  if (await findOrder(tx, ref)) return fail(refuse('conflict', `order ref ${ref} is already taken`, { ref }));
+  const lines = p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) }));
+  const known = await tx.maybeOneFirst(sql.type(z.object({ currency: z.string() }))`
+    select currency from skus where code = any(${sql.array(
+      lines.map((l) => l.sku),
+      'text',
+    )}) order by code limit 1`);
+  const currency = p.currency ?? known ?? 'INR';
+  const rejected = await insertUnpricedRejection(tx, { ref, buyer: p.buyer, currency, rejectReason: reason }, lines, context);
+  return fail(
+    refuse(refusal.code, `${refusal.message}; order ${ref} recorded as rejected (${reason})`, {
+      ...refusal.details,
+      reject_reason: reason,
+      order: orderJson(rejected, []),
+    }),
   );
 }
 

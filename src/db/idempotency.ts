@@ -31,6 +31,8 @@ export const OutcomeSchema: z.ZodType<Outcome> = z.union([
 
 export const APPLY_COMMAND_TASK = 'apply_command';
 export const OUTCOME_CHANNEL = 'haat_outcome';
+/** Webhook events run under the scope `webhook:<source>`, keyed by their webhook-id. */
+export const WEBHOOK_SCOPE_PREFIX = 'webhook:';
 /** graphile-worker job flag of domain work: workers forbid it while maintenance mode is on. */
 export const DOMAIN_FLAG = 'domain';
 
@@ -55,6 +57,15 @@ export async function findKey(db: Queryable, scope: string, key: string): Promis
     from idempotency_keys where scope = ${scope} and key = ${key}`);
 }
 
+/** The keys of `keys` that exist in `scope` (one query for any number). */
+export async function findKeys(db: Queryable, scope: string, keys: readonly string[]): Promise<readonly KeyRow[]> {
+  if (keys.length === 0) return [];
+  return db.any(sql.type(KeyRow)`
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text, bypass_maintenance,
+           (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
+    from idempotency_keys where scope = ${scope} and key = any(${sql.array(keys, 'text')})`);
+}
+
 export async function lockKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
   return db.maybeOne(sql.type(KeyRow)`
     select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text, bypass_maintenance,
@@ -62,20 +73,32 @@ export async function lockKey(db: Queryable, scope: string, key: string): Promis
     from idempotency_keys where scope = ${scope} and key = ${key} for update`);
 }
 
+export type Claim = {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  command: { type: string; payload: unknown };
+  actor: string;
+  bypassMaintenance?: boolean;
+};
+
 /**
- * Claims the key and enqueues its job in the caller's transaction. Returns false when the key
- * already existed (a concurrent claim waits for the first to commit, then sees it).
+ * Claims the key in the caller's transaction, without a job (for a command applied at once, in the
+ * same transaction). Returns false when the key already existed (a concurrent claim waits for the
+ * first to commit, then sees it).
  */
-export async function claimKeyAndEnqueue(
-  db: Queryable,
-  claim: { scope: string; key: string; fingerprint: string; command: Command; actor: string; bypassMaintenance?: boolean },
-): Promise<boolean> {
-  const bypass = claim.bypassMaintenance === true;
+export async function claimKey(db: Queryable, claim: Claim): Promise<boolean> {
   const inserted = await db.query(sql.unsafe`
     insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, bypass_maintenance)
-    values (${claim.scope}, ${claim.key}, ${claim.fingerprint}, ${claim.command.type}, ${sql.jsonb(claim.command.payload as never)}, ${claim.actor}, ${bypass})
+    values (${claim.scope}, ${claim.key}, ${claim.fingerprint}, ${claim.command.type}, ${sql.jsonb(claim.command.payload as never)}, ${claim.actor}, ${claim.bypassMaintenance === true})
     on conflict (scope, key) do nothing`);
-  if (inserted.rowCount === 0) return false;
+  return inserted.rowCount > 0;
+}
+
+/** Claims the key (claimKey) and enqueues its job in the caller's transaction; false when the key already existed. */
+export async function claimKeyAndEnqueue(db: Queryable, claim: Claim & { command: Command }): Promise<boolean> {
+  const bypass = claim.bypassMaintenance === true;
+  if (!(await claimKey(db, claim))) return false;
   await db.query(sql.unsafe`
     select graphile_worker.add_job(
       ${APPLY_COMMAND_TASK}::text,
@@ -86,10 +109,38 @@ export async function claimKeyAndEnqueue(
   return true;
 }
 
-export async function recordOutcome(db: Queryable, scope: string, key: string, outcome: Outcome): Promise<void> {
+/** The order an outcome concerns: the ref or order the command named (placements name their ref). */
+function orderNamed(payload: unknown): string | null {
+  if (payload === null || typeof payload !== 'object') return null;
+  const p = payload as Record<string, unknown>;
+  const named = p.ref ?? p.order;
+  return typeof named === 'string' ? named : null;
+}
+
+/**
+ * Records the outcome on the key, in the transaction of the effect. For a webhook event (scope
+ * `webhook:<source>`, key = webhook-id) it also writes the event's own outcome row, which outlives
+ * the key's retention. `attempts` is the job's attempt that reached the outcome (1 when applied inline).
+ */
+export async function recordOutcome(
+  db: Queryable,
+  scope: string,
+  key: string,
+  outcome: Outcome,
+  options: { attempts?: number; payload?: unknown } = {},
+): Promise<void> {
+  const text = toJsonText(outcome);
   await db.query(sql.unsafe`
-    update idempotency_keys set state = 'done', outcome = ${toJsonText(outcome)}::jsonb, completed_at = now()
+    update idempotency_keys set state = 'done', outcome = ${text}::jsonb, completed_at = now()
     where scope = ${scope} and key = ${key} and state = 'pending'`);
+  if (scope.startsWith(WEBHOOK_SCOPE_PREFIX)) {
+    await db.query(sql.unsafe`
+      insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome)
+      select e.source, e.webhook_id, ${outcome.ok ? 'applied' : outcome.error.code}, ${orderNamed(options.payload)},
+             ${Math.max(1, options.attempts ?? 1)}, ${text}::jsonb
+      from webhook_events e where e.source = ${scope.slice(WEBHOOK_SCOPE_PREFIX.length)} and e.webhook_id = ${key}
+      on conflict (source, webhook_id) do nothing`);
+  }
   await db.query(sql.unsafe`select pg_notify(${OUTCOME_CHANNEL}, ${`${scope}:${key}`})`);
 }
 

@@ -27,6 +27,8 @@ export const OrderRow = z.object({
   created_at: z.string(),
   commission_bps: z.number(),
   snapshot_hash: z.string().nullable(),
+  /** A rejected order that could not be priced: the lines as asked (JSON text), else null. */
+  requested_items: z.string().nullable(),
 });
 export type OrderRow = z.infer<typeof OrderRow>;
 
@@ -42,7 +44,10 @@ export const TransitionRow = z.object({
 });
 export type TransitionRow = z.infer<typeof TransitionRow>;
 
-const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at, commission_bps, snapshot_hash`;
+const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at, commission_bps, snapshot_hash,
+  case when state = 'rejected' then (
+    select json_agg(json_build_object('sku', r.sku, 'qty', r.qty::text) order by r.line)::text
+    from order_requested_items r where r.order_id = orders.id) end as requested_items`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function byKey(key: string) {
@@ -85,6 +90,41 @@ export type NewOrder = {
   splits: readonly SellerSplit[];
   snapshotHash: string;
 };
+
+export type RejectReason = 'insufficient_stock' | 'unknown_sku' | 'currency_mismatch' | 'invalid_order';
+
+/**
+ * Records a placement that could not be priced (unknown SKU, mixed currencies, a total over the
+ * maximum) as a rejected order: total 0, the lines as asked in order_requested_items, and its
+ * first transition ((new) → rejected) with the reason.
+ */
+export async function insertUnpricedRejection(
+  tx: DatabaseTransaction,
+  order: { ref: string; buyer: string; currency: string; rejectReason: Exclude<RejectReason, 'insufficient_stock'> },
+  lines: readonly { sku: string; qty: bigint }[],
+  meta: { actor: string; command: CommandRef },
+): Promise<OrderRow> {
+  const row = await tx.one(sql.type(z.object({ id: z.string() }))`
+    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps)
+    values (${order.ref}, ${order.buyer}, ${order.currency}, 'rejected', 0, ${order.rejectReason}, 0)
+    returning id::text as id`);
+  await tx.query(sql.unsafe`
+    insert into order_requested_items (order_id, line, sku, qty)
+    select ${row.id}::uuid, l.line, l.sku, l.qty
+    from unnest(${sql.array(
+      lines.map((l) => l.sku),
+      'text',
+    )}, ${sql.array(
+      lines.map((l) => l.qty.toString()),
+      'int8',
+    )}) with ordinality as l(sku, qty, line)`);
+  await tx.query(sql.unsafe`
+    insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
+    values (${row.id}::uuid, null, 'rejected', ${meta.actor}, ${order.rejectReason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  const inserted = await findOrder(tx, order.ref);
+  if (!inserted) throw new InvariantError(`order ${order.ref} vanished after its insert`);
+  return inserted;
+}
 
 /** Inserts the order, its items and its first transition ((new) → pending | rejected). */
 export async function insertOrder(

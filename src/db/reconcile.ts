@@ -98,13 +98,43 @@ async function ledgerViolations(db: Queryable): Promise<readonly Record<string, 
     order by 1, 2`);
 }
 
+/**
+ * Invariant 8: every accepted event ends in an outcome an operator can see. An event has its outcome
+ * row or a live job; its outcome agrees with its command's; a placement that was not refused for a
+ * taken ref (`conflict`) left an order under its ref (rejected ones included), and a rejected order
+ * keeps the lines it was rejected for; no job has failed silently.
+ */
 async function eventViolations(db: Queryable): Promise<readonly Record<string, unknown>[]> {
   return db.any(sql.type(z.object({ kind: z.string(), subject: z.string(), detail: z.string() }))`
     select 'event_without_outcome' as kind, e.source || '/' || e.webhook_id as subject, coalesce(k.state, 'no command') as detail
       from webhook_events e
+      left join webhook_event_outcomes o on o.source = e.source and o.webhook_id = e.webhook_id
       left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id
-      where (k.state is distinct from 'done')
+      where o.webhook_id is null
         and not exists (select 1 from graphile_worker.jobs j where j.key = 'cmd:webhook:' || e.source || ':' || e.webhook_id and j.attempts < j.max_attempts)
+    union all
+    select 'event_outcome_disagrees', o.source || '/' || o.webhook_id,
+           format('event says %s, its command %s', o.code, coalesce(case when (k.outcome ->> 'ok')::boolean then 'applied' else k.outcome -> 'error' ->> 'code' end, k.state))
+      from webhook_event_outcomes o
+      join idempotency_keys k on k.scope = 'webhook:' || o.source and k.key = o.webhook_id
+      where o.code is distinct from case when k.state = 'done' then case when (k.outcome ->> 'ok')::boolean then 'applied' else k.outcome -> 'error' ->> 'code' end end
+    union all
+    select 'placed_event_without_order', o.source || '/' || o.webhook_id, format('outcome %s, no order %s', o.code, coalesce(o.order_ref, '(no ref)'))
+      from webhook_event_outcomes o join webhook_events e on e.source = o.source and e.webhook_id = o.webhook_id
+      where e.event_type = 'order.placed' and o.code <> 'conflict'
+        and not exists (select 1 from orders x where x.ref = o.order_ref)
+    union all
+    select 'placement_without_order', k.scope || '/' || k.key, format('outcome %s, no order %s', coalesce(k.outcome -> 'error' ->> 'code', 'applied'), coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)))
+      from idempotency_keys k
+      where k.command_type = 'order.place' and k.state = 'done' and k.scope not like 'webhook:%'
+        and coalesce(k.outcome -> 'error' ->> 'code', 'applied') <> 'conflict'
+        and not exists (select 1 from orders x where x.ref = coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)))
+    union all
+    select 'rejected_order_without_lines', x.ref, coalesce(x.reject_reason, '?')
+      from orders x
+      where x.state = 'rejected'
+        and not exists (select 1 from order_items i where i.order_id = x.id)
+        and not exists (select 1 from order_requested_items r where r.order_id = x.id)
     union all
     select 'job_failed', j.id::text, format('%s after %s attempts: %s', j.task_identifier, j.attempts, split_part(coalesce(j.last_error, ''), E'\\n', 1))
       from graphile_worker.jobs j where j.attempts >= j.max_attempts

@@ -90,6 +90,39 @@ describe('haat reconcile', () => {
         ],
         (v) => v.subject === 'payments/evt_lost',
       ],
+      [
+        'events_have_outcomes',
+        [
+          sql.unsafe`insert into webhook_events (source, webhook_id, event_type, body_sha256, body) values ('storefront', 'evt_ghost', 'order.placed', repeat('b', 64), '{}')`,
+          sql.unsafe`insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome) values ('storefront', 'evt_ghost', 'not_found', 'S-GHOST', 1, '{"ok": false}')`,
+        ],
+        (v) => v.kind === 'placed_event_without_order' && v.subject === 'storefront/evt_ghost',
+      ],
+      [
+        'events_have_outcomes',
+        [
+          sql.unsafe`insert into webhook_events (source, webhook_id, event_type, body_sha256, body) values ('logistics', 'evt_twice', 'shipment.delivered', repeat('c', 64), '{}')`,
+          sql.unsafe`insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, state, outcome, completed_at)
+                     values ('webhook:logistics', 'evt_twice', repeat('d', 64), 'order.deliver', '{"order": "R-paid"}', 'x', 'done', '{"ok": true, "result": {}}', now())`,
+          sql.unsafe`insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome) values ('logistics', 'evt_twice', 'transition_not_allowed', 'R-paid', 1, '{"ok": false}')`,
+        ],
+        (v) => v.kind === 'event_outcome_disagrees' && v.subject === 'logistics/evt_twice',
+      ],
+      [
+        'events_have_outcomes',
+        [
+          sql.unsafe`insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, state, outcome, completed_at)
+                     values ('cli', 'k-ghost', repeat('e', 64), 'order.place', '{"ref": "R-ghost", "buyer": "b", "items": []}', 'x', 'done', '{"ok": false, "error": {"code": "not_found", "message": "", "details": {}}}', now())`,
+        ],
+        (v) => v.kind === 'placement_without_order' && v.subject === 'cli/k-ghost',
+      ],
+      [
+        'events_have_outcomes',
+        [
+          sql.unsafe`insert into orders (ref, buyer, currency, state, total_amount, reject_reason) values ('R-empty', 'b', 'INR', 'rejected', 0, 'unknown_sku')`,
+        ],
+        (v) => v.kind === 'rejected_order_without_lines' && v.subject === 'R-empty',
+      ],
     ];
     for (const [name, statements, offender] of cases) {
       for (const statement of statements) await db.pool.query(statement);

@@ -29,6 +29,7 @@ export const commandGroups: readonly CommandGroup[] = [
     commands: { stock: 'inventory: on hand, reserved, available' },
     load: async () => (await import('./stock.ts')).registerStockCommands,
   },
+  { commands: { import: 'bulk import from CSV: SKUs, stock' }, load: async () => (await import('./import.ts')).registerImportCommands },
   {
     commands: {
       order: 'orders: place, read, and move through their states',
@@ -55,8 +56,16 @@ export const commandGroups: readonly CommandGroup[] = [
     load: async () => (await import('./operations.ts')).registerOperationCommands,
   },
   {
+    commands: { events: 'accepted webhook events: state and outcome' },
+    load: async () => (await import('./events.ts')).registerEventCommands,
+  },
+  {
     commands: { reconcile: 'check every invariant (docs/invariants.md); exit 0 only when all hold' },
     load: async () => (await import('./reconcile.ts')).registerReconcileCommand,
+  },
+  {
+    commands: { demo: 'a scripted tour on a fresh database that shows each guarantee holding' },
+    load: async () => (await import('./demo.ts')).registerDemoCommands,
   },
 ];
 

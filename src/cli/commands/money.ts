@@ -8,6 +8,7 @@ import { notFound } from '../../errors.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { table } from '../output.ts';
+import { humanTime } from '../time.ts';
 
 export function registerMoneyCommands(program: Command, base: BaseDeps): void {
   program
@@ -37,7 +38,7 @@ export function registerMoneyCommands(program: Command, base: BaseDeps): void {
                 p.order_ref,
                 formatMoney({ amount: p.amount, currency: p.currency as Currency }),
                 p.reason ?? '',
-                p.received_at,
+                humanTime(p.received_at),
               ]),
             ),
       );

@@ -12,6 +12,7 @@ import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { confirmOrRefuse, requireValue } from '../prompts.ts';
+import { humanTime } from '../time.ts';
 
 const settingKeys = Object.keys(settingSchemas) as SettingKey[];
 
@@ -132,7 +133,7 @@ export function registerOperationCommands(program: Command, base: BaseDeps): voi
         keyValues([
           ['maintenance', row.enabled ? 'on' : 'off'],
           ...(row.message ? [['message', row.message] as const] : []),
-          ['since', row.updated_at],
+          ['since', humanTime(row.updated_at)],
         ]),
       );
     });
@@ -182,7 +183,7 @@ export function registerOperationCommands(program: Command, base: BaseDeps): voi
           ? 'no audit entries'
           : table(
               ['AT', 'ACTOR', 'ACTION', 'TARGET', 'OLD', 'NEW', 'REASON'],
-              rows.map((r) => [r.at, r.actor, r.action, r.target, toJsonText(r.old_value), toJsonText(r.new_value), r.reason]),
+              rows.map((r) => [humanTime(r.at), r.actor, r.action, r.target, toJsonText(r.old_value), toJsonText(r.new_value), r.reason]),
             ),
       );
     });

@@ -13,6 +13,7 @@ import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
+import { humanTime } from '../time.ts';
 import { runWrite, type WriteOptions, writeOptions } from '../write.ts';
 
 type Money = { amount: bigint | number; currency: string };
@@ -25,6 +26,7 @@ type OrderJson = {
   total: Money;
   expires_at: string | null;
   reject_reason?: string;
+  requested_items?: { sku: string; qty: bigint | number }[];
 };
 
 const money = (m: Money) => formatMoney({ amount: BigInt(m.amount), currency: m.currency as Currency });
@@ -36,12 +38,17 @@ function renderOrder(o: OrderJson): string {
       ['state', o.state + (o.reject_reason ? ` (${o.reject_reason})` : '')],
       ['buyer', o.buyer],
       ['total', money(o.total)],
-      ...(o.expires_at ? [['expires at', o.expires_at] as const] : []),
+      ...(o.expires_at ? [['expires at', humanTime(o.expires_at)] as const] : []),
     ]),
-    table(
-      ['SKU', 'QTY', 'UNIT PRICE', 'TOTAL'],
-      o.items.map((i) => [i.sku, String(i.qty), money(i.unit_price), money(i.total)]),
-    ),
+    o.requested_items
+      ? table(
+          ['SKU (AS ASKED)', 'QTY'],
+          o.requested_items.map((i) => [i.sku, String(i.qty)]),
+        )
+      : table(
+          ['SKU', 'QTY', 'UNIT PRICE', 'TOTAL'],
+          o.items.map((i) => [i.sku, String(i.qty), money(i.unit_price), money(i.total)]),
+        ),
   ].join('\n');
 }
 
@@ -124,7 +131,13 @@ export function registerOrderCommands(program: Command, base: BaseDeps): void {
           ? 'no orders'
           : table(
               ['REF', 'STATE', 'BUYER', 'TOTAL', 'EXPIRES AT'],
-              orders.map((o) => [o.ref, o.state, o.buyer, money(o.total), o.expires_at ?? '']),
+              orders.map((o) => [
+                o.ref,
+                o.state + (o.reject_reason ? ` (${o.reject_reason})` : ''),
+                o.buyer,
+                money(o.total),
+                humanTime(o.expires_at),
+              ]),
             ),
       );
     });
@@ -145,7 +158,7 @@ export function registerOrderCommands(program: Command, base: BaseDeps): void {
       deps.output.result(json, () =>
         table(
           ['FROM', 'TO', 'AT', 'ACTOR', 'REASON'],
-          json.map((t) => [t.from ?? '(new)', t.to, t.at, t.actor, t.reason ?? '']),
+          json.map((t) => [t.from ?? '(new)', t.to, humanTime(t.at), t.actor, t.reason ?? '']),
         ),
       );
     });
@@ -222,7 +235,7 @@ export function registerOrderCommands(program: Command, base: BaseDeps): void {
           ? 'no reservations'
           : table(
               ['ID', 'ORDER', 'SKU', 'QTY', 'STATE', 'CREATED AT'],
-              rows.map((r) => [String(r.id), r.order_ref ?? '', r.sku, String(r.qty), r.state, r.created_at]),
+              rows.map((r) => [String(r.id), r.order_ref ?? '', r.sku, String(r.qty), r.state, humanTime(r.created_at)]),
             ),
       );
     });

@@ -10,9 +10,9 @@ export const ApplyCommandPayload = z.strictObject({ scope: z.string().min(1), ke
 export const applyCommandTask = defineTask({
   identifier: APPLY_COMMAND_TASK,
   payload: ApplyCommandPayload,
-  run: async (payload, { pool, log }) => {
-    const outcome = await applyCommand(pool, payload.scope, payload.key, log);
+  run: async (payload, { pool, log, helpers }) => {
+    const outcome = await applyCommand(pool, payload.scope, payload.key, log, { attempts: helpers.job.attempts });
     if (outcome === null) log.warn({ scope: payload.scope, key: payload.key }, 'no such idempotency key (purged?); nothing to apply');
-    else log.info({ scope: payload.scope, key: payload.key, ok: outcome.ok }, 'command applied');
+    else log.debug({ scope: payload.scope, key: payload.key, ok: outcome.ok }, 'command applied');
   },
 });
