@@ -24,7 +24,7 @@ export async function resolveDatabase(config: Config, log: Logger): Promise<Data
       release: async () => undefined,
     };
   }
-  const embedded = await ensureEmbeddedServer({ home: config.home, log });
+  const embedded = await ensureEmbeddedServer({ home: config.home, log, relocateDir: config.relocateDir });
   return {
     url: embedded.url,
     embedded,

