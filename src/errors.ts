@@ -22,10 +22,16 @@ export const ErrorCodes = {
   conflict: ExitCode.conflict,
   amount_mismatch: ExitCode.conflict,
   currency_mismatch: ExitCode.conflict,
+  /** A bulk import that wrote its valid rows and skipped or could not apply others (listed in details.rows). */
+  import_incomplete: ExitCode.conflict,
   maintenance_mode: ExitCode.maintenance,
   database_unavailable: ExitCode.unexpected,
+  /** The embedded PostgreSQL cannot run here (as root: the OS user postgres cannot reach it). */
+  embedded_unavailable: ExitCode.unexpected,
   not_migrated: ExitCode.unexpected,
   invariant_violation: ExitCode.unexpected,
+  /** `haat demo`: a guarantee of the tour did not hold (every step is in details.steps), or it was interrupted. */
+  demo_failed: ExitCode.unexpected,
   internal: ExitCode.unexpected,
 } as const;
 export type ErrorCode = keyof typeof ErrorCodes;
