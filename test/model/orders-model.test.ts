@@ -19,7 +19,7 @@ const db = await createTestDatabase();
 await mustApply(db.pool, { type: 'seller.add', payload: { handle: 'model', name: 'Model' } });
 const intake = await startTestIntake(db.pool);
 
-type Order = { sku: string; qty: number; state: string; total: number };
+type Order = { sku: string; qty: number; state: string; total: number; rejectReason?: string };
 type Stock = { onHand: number; reserved: number };
 type Model = {
   skus: Record<string, Stock>;
@@ -27,7 +27,7 @@ type Model = {
   /** Payments kept as unapplied (for an order that was no longer pending). */
   unapplied: number;
   lastKey?: { key: string; input: { type: string; payload: unknown } };
-  lastWebhook?: { id: string; body: string };
+  lastWebhook?: { id: string; body: string; source?: string };
 };
 type Real = { run: number };
 
@@ -53,8 +53,13 @@ async function agree(model: Model, real: Real): Promise<void> {
     assert.deepEqual({ onHand: Number(row.on_hand), reserved: Number(row.reserved) }, model.skus[s], `stock of ${s}`);
   }
   for (const [ref, order] of Object.entries(model.orders)) {
-    const state = await db.pool.oneFirst(sql.type(z.object({ state: z.string() }))`select state from orders where ref = ${ref}`);
-    assert.equal(state, order.state, `state of ${ref}`);
+    const row = await db.pool.one(
+      sql.type(
+        z.object({ state: z.string(), reject_reason: z.string().nullable() }),
+      )`select state, reject_reason from orders where ref = ${ref}`,
+    );
+    assert.equal(row.state, order.state, `state of ${ref}`);
+    assert.equal(row.reject_reason, order.rejectReason ?? null, `reject reason of ${ref}`);
   }
   const unapplied = await db.pool.oneFirst(
     sql.type(
@@ -62,16 +67,24 @@ async function agree(model: Model, real: Real): Promise<void> {
     )`select count(*) as n from payments where state = 'unapplied' and order_ref like ${`M${real.run}-%`}`,
   );
   assert.equal(Number(unapplied), model.unapplied, 'unapplied payments');
+  const orders = await db.pool.oneFirst(
+    sql.type(z.object({ n: z.bigint() }))`select count(*) as n from orders where ref like ${`M${real.run}-%`}`,
+  );
+  assert.equal(Number(orders), Object.keys(model.orders).length, 'one order per placement (a taken ref adds none)');
+  const undecided = await db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`
+    select count(*) as n from webhook_events e
+    where not exists (select 1 from webhook_event_outcomes o where o.source = e.source and o.webhook_id = e.webhook_id)`);
+  assert.equal(Number(undecided), 0, 'every delivered event has its outcome');
   await assertReconciles(db.pool, 'the model database');
 }
 
 /** POSTs a signed webhook and runs its job as a worker would (twice: a duplicate delivery of the job). */
-async function deliver(id: string, body: string): Promise<number> {
-  const status = await intake.send('payments', id, body);
-  await applyCommand(db.pool, 'webhook:payments', id, silent);
-  await applyCommand(db.pool, 'webhook:payments', id, silent);
+async function deliver(id: string, body: string, source = 'payments'): Promise<number> {
+  const status = await intake.send(source, id, body);
+  await applyCommand(db.pool, `webhook:${source}`, id, silent);
+  await applyCommand(db.pool, `webhook:${source}`, id, silent);
   // The job the intake queued is done (its work ran above); a worker would complete it.
-  await db.pool.query(sql.unsafe`select graphile_worker.remove_job(${`cmd:webhook:payments:${id}`})`);
+  await db.pool.query(sql.unsafe`select graphile_worker.remove_job(${`cmd:webhook:${source}:${id}`})`);
   return status;
 }
 
@@ -113,10 +126,76 @@ class Place extends SkuQuantity implements fc.AsyncCommand<Model, Real> {
     const fits = stock.onHand - stock.reserved >= this.qty;
     assert.equal(ok(result), fits, `place ${this.qty} of ${this.s}`);
     if (fits) stock.reserved += this.qty;
-    m.orders[ref] = { sku: this.s, qty: this.qty, state: fits ? 'pending' : 'rejected', total: this.qty * 100 };
+    m.orders[ref] = {
+      sku: this.s,
+      qty: this.qty,
+      state: fits ? 'pending' : 'rejected',
+      total: this.qty * 100,
+      ...(fits ? {} : { rejectReason: 'insufficient_stock' }),
+    };
     await agree(m, r);
   }
   override toString = () => `place(${this.s}, ${this.qty})`;
+}
+
+/**
+ * order.placed from the storefront, as a signed webhook: for a known SKU (pending, or rejected for
+ * stock), an unknown SKU (rejected unknown_sku), another currency (rejected currency_mismatch), or a
+ * ref already taken (no new order). Every one ends in an outcome.
+ */
+class WebhookPlace implements fc.AsyncCommand<Model, Real> {
+  readonly kind: 'known' | 'unknown_sku' | 'currency' | 'taken';
+  readonly s: string;
+  readonly qty: number;
+  constructor(kind: 'known' | 'unknown_sku' | 'currency' | 'taken', s: string, qty: number) {
+    this.kind = kind;
+    this.s = s;
+    this.qty = qty;
+  }
+  check = (m: Readonly<Model>) => this.kind !== 'taken' || Object.keys(m.orders).length > 0;
+  async run(m: Model, r: Real) {
+    const ref = this.kind === 'taken' ? pickOrder(m, this.qty)[0] : `M${r.run}-O${Object.keys(m.orders).length + 1}`;
+    const code = this.kind === 'unknown_sku' ? `M${r.run}-NONE` : sku(r.run, this.s);
+    const id = `evt-${r.run}-${++keys}`;
+    const body = JSON.stringify({
+      type: 'order.placed',
+      timestamp: new Date().toISOString(),
+      data: { ref, buyer: 'b', currency: this.kind === 'currency' ? 'USD' : 'INR', items: [{ sku: code, qty: this.qty }] },
+    });
+    m.lastWebhook = { id, body, source: 'storefront' };
+    assert.equal(await deliver(id, body, 'storefront'), 202);
+    if (this.kind === 'known') {
+      const stock = m.skus[this.s] as Stock;
+      const fits = stock.onHand - stock.reserved >= this.qty;
+      if (fits) stock.reserved += this.qty;
+      m.orders[ref] = {
+        sku: this.s,
+        qty: this.qty,
+        state: fits ? 'pending' : 'rejected',
+        total: this.qty * 100,
+        ...(fits ? {} : { rejectReason: 'insufficient_stock' }),
+      };
+    } else if (this.kind !== 'taken') {
+      m.orders[ref] = {
+        sku: this.s,
+        qty: this.qty,
+        state: 'rejected',
+        total: 0,
+        rejectReason: this.kind === 'currency' ? 'currency_mismatch' : 'unknown_sku',
+      };
+    }
+    const outcome = await db.pool.oneFirst(sql.type(z.object({ code: z.string() }))`
+      select code from webhook_event_outcomes where source = 'storefront' and webhook_id = ${id}`);
+    const expected = {
+      known: m.orders[ref]?.state === 'pending' ? 'applied' : 'insufficient_stock',
+      unknown_sku: 'not_found',
+      currency: 'currency_mismatch',
+      taken: 'conflict',
+    }[this.kind];
+    assert.equal(outcome, expected, `outcome of the ${this.kind} placement`);
+    await agree(m, r);
+  }
+  toString = () => `webhookPlace(${this.kind}, ${this.s}, ${this.qty})`;
 }
 
 class Move implements fc.AsyncCommand<Model, Real> {
@@ -195,8 +274,8 @@ class WebhookPay implements fc.AsyncCommand<Model, Real> {
 class DuplicateWebhook implements fc.AsyncCommand<Model, Real> {
   check = (m: Readonly<Model>) => m.lastWebhook !== undefined;
   async run(m: Model, r: Real) {
-    const last = m.lastWebhook as { id: string; body: string };
-    assert.equal(await deliver(last.id, last.body), 200);
+    const last = m.lastWebhook as { id: string; body: string; source?: string };
+    assert.equal(await deliver(last.id, last.body, last.source), 200);
     await agree(m, r);
   }
   toString = () => 'duplicateWebhook(last)';
@@ -228,6 +307,19 @@ const REGRESSIONS: readonly (readonly [string, () => fc.AsyncCommand<Model, Real
   [
     'a payment for a rejected order is kept unapplied, and its duplicate changes nothing',
     () => [new Place('X', 2), new WebhookPay(0), new DuplicateWebhook(), new Replay()],
+  ],
+  [
+    'placements by webhook that cannot be priced are rejected orders; a taken ref adds none; a payment for one is unapplied',
+    () => [
+      new Receive('X', 2),
+      new WebhookPlace('unknown_sku', 'X', 1),
+      new WebhookPlace('currency', 'X', 1),
+      new WebhookPlace('known', 'X', 2),
+      new WebhookPlace('taken', 'X', 2),
+      new DuplicateWebhook(),
+      new WebhookPay(0),
+      new WebhookPlace('known', 'X', 1),
+    ],
   ],
   [
     'confirmed, cancelled (restocked), then paid again by webhook: unapplied',
@@ -281,6 +373,13 @@ describe('the model and the real system', () => {
       fc.tuple(fc.constantFrom(...SKUS), fc.integer({ min: 1, max: 4 })).map(([s, q]) => new Place(s, q)),
       fc.tuple(fc.nat(), fc.constantFrom('confirmed' as const, 'cancelled' as const, 'expired' as const)).map(([p, to]) => new Move(p, to)),
       fc.nat().map((p) => new WebhookPay(p)),
+      fc
+        .tuple(
+          fc.constantFrom('known' as const, 'unknown_sku' as const, 'currency' as const, 'taken' as const),
+          fc.constantFrom(...SKUS),
+          fc.integer({ min: 1, max: 4 }),
+        )
+        .map(([kind, s, q]) => new WebhookPlace(kind, s, q)),
       fc.constant(new DuplicateWebhook()),
       fc.constant(new Replay()),
     ];
