@@ -183,7 +183,13 @@ while (Date.now() < deadline) {
   const placed = JSON.stringify({
     type: 'order.placed',
     timestamp: new Date().toISOString(),
-    data: { ref, buyer: `b-${n}`, currency: 'INR', items: [{ sku: s, qty: 1 + (n % 3) }] },
+    // Some placements cannot be priced (an unknown SKU, another currency): rejected orders all the same.
+    data: {
+      ref,
+      buyer: `b-${n}`,
+      currency: n % 13 === 0 ? 'USD' : 'INR',
+      items: [{ sku: n % 11 === 0 ? 'NO-SUCH-SKU' : s, qty: 1 + (n % 3) }],
+    },
   });
   const id = `evt_place_${n}`;
   const roll = n % 10;
@@ -204,6 +210,10 @@ while (Date.now() < deadline) {
     if (roll === 7) await post('payments', 'payment.captured', { order_ref: ref, payment_ref: `pay_${n}`, amount: 1, currency: 'INR' });
   }
   if (n % 4 === 0) await post('storefront', 'order.placed', null, id, placed); // duplicate delivery
+  if (n % 17 === 0) {
+    // A new event for a ref already taken: no second order, the outcome is `conflict`.
+    await post('storefront', 'order.placed', { ref: `SO-${n - 1}`, buyer: 'b-again', currency: 'INR', items: [{ sku: s, qty: 1 }] });
+  }
   if (n % 3 === 0) await post('logistics', 'shipment.dispatched', { order_ref: `SO-${n - 2}`, tracking: `AWB${n}` });
   if (n % 25 === 0) {
     stats.cliWrites++;
@@ -246,8 +256,11 @@ const reconcile = await new Promise<number>((resolve) => {
   child.on('close', (code) => resolve(code ?? -1));
 });
 const { rows: outcomes } = await db.query(`
-  select coalesce(case when k.state <> 'done' then 'pending' when (k.outcome->>'ok')::boolean then 'applied' else k.outcome->'error'->>'code' end, 'no command') as outcome, count(*)::int as n
-  from webhook_events e left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id group by 1 order by 2 desc`);
+  select coalesce(o.code, case when k.state = 'pending' then 'pending' end, 'no command') as outcome, count(*)::int as n
+  from webhook_events e
+  left join webhook_event_outcomes o on o.source = e.source and o.webhook_id = e.webhook_id
+  left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id group by 1 order by 2 desc`);
+const { rows: rejections } = await db.query(`select reject_reason, count(*)::int as n from orders where state = 'rejected' group by 1 order by 2 desc`);
 
 finishing = true;
 await Promise.all([...workers.map((w) => stopCleanly(w, 'worker')), stopCleanly(intake, 'intake')]);
@@ -262,6 +275,7 @@ console.log(
       ...stats,
       violations: stats.violations.length,
       outcomes: Object.fromEntries(outcomes.map((r) => [r.outcome, r.n])),
+      rejected_orders: Object.fromEntries(rejections.map((r) => [r.reject_reason, r.n])),
       reconcile_exit: reconcile,
     },
     null,
