@@ -150,6 +150,36 @@ const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', '
 const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1000000000001', '1e400'];
 
 const cases: readonly Case[] = [
+  // haat events: every filter is checked before anything is read; an unknown event is not found.
+  ...(
+    [
+      ['--source', 'bank'],
+      ['--source', 'Storefront'],
+      ['--type', 'order.exploded'],
+      ['--outcome', 'sort_of'],
+      ['--outcome', ''],
+      ['--state', 'lost'],
+      ['--since', 'yesterday'],
+      ['--since', '2026-12-01T10:00:00'],
+      ['--since', '2026-13-01T00:00:00Z'],
+      ['--limit', '0'],
+      ['--limit', '1001'],
+      ['--limit', '1e3'],
+      ['--limit', ' 2'],
+    ] as const
+  ).map(
+    ([option, value]): Case => ({
+      kind: 'events',
+      input: `events list ${option} ${JSON.stringify(value)}`,
+      cli: ['events', 'list', option, value],
+      expect: invalid,
+    }),
+  ),
+  { kind: 'events', input: 'events show with no id (no terminal)', cli: ['events', 'show', 'storefront'], expect: invalid },
+  { kind: 'events', input: 'events show from an unknown source', cli: ['events', 'show', 'bank', 'evt_seen'], expect: invalid },
+  { kind: 'events', input: 'events show with a control character', cli: ['events', 'show', 'storefront', 'evt\u0007'], expect: invalid },
+  { kind: 'events', input: 'events show of an id never received', cli: ['events', 'show', 'storefront', 'evt_never'], expect: notFound },
+  { kind: 'events', input: 'events show from the wrong source', cli: ['events', 'show', 'payments', 'evt_seen'], expect: notFound },
   // Quantities: only plain ASCII integers in range parse, wherever a quantity enters.
   ...BAD_COUNTS.map(
     (q): Case => ({
@@ -817,6 +847,7 @@ describe('bad input, from one table across the CLI and the webhook intake: refus
       'settings',
       'maintenance',
       'database down',
+      'events',
     ])
       assert.ok(cli.has(kind), `${kind} on the CLI`);
     for (const kind of ['signature', 'timestamp', 'duplicate', 'request', 'not JSON or no envelope', 'schema'])
