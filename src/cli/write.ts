@@ -52,6 +52,7 @@ export async function runWrite(deps: Deps, input: { type: string; payload: unkno
         log: deps.log,
         timeoutMs: 30_000,
         inlineAfterMs: deps.config.waitForWorkerMs,
+        workerStaleMs: 3 * deps.config.workerHeartbeatMs,
       });
     }
     if (!outcome.ok) throw new HaatError(outcome.error.code, outcome.error.message, outcome.error.details);

@@ -7,6 +7,7 @@ import { claimKeyAndEnqueue, findKey, jobLocked, type KeyRow, OUTCOME_CHANNEL, o
 import { audit, maintenanceStatus } from '../db/operations.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import { inTransaction } from '../db/transaction.ts';
+import { anyWorkerAlive } from '../db/workers.ts';
 import { type Command, fingerprint, type Outcome } from '../domain/commands.ts';
 import { HaatError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -85,32 +86,42 @@ export type WaitOptions = {
   readonly timeoutMs: number;
   /** Apply inline when no worker has taken the job after this long. */
   readonly inlineAfterMs: number;
+  /**
+   * A worker silent for this long is dead. With none alive the command is applied here at once,
+   * instead of after inlineAfterMs. Unset: always wait inlineAfterMs.
+   */
+  readonly workerStaleMs?: number;
 };
 
 /** Waits for a command's outcome: LISTEN for the worker's notification, with polling as backstop. */
 export async function awaitOutcome(pool: DatabasePool, scope: string, key: string, options: WaitOptions): Promise<Outcome> {
-  const listener = new pg.Client({ connectionString: options.url });
+  const noWorker = options.workerStaleMs !== undefined && !(await anyWorkerAlive(pool, options.workerStaleMs));
+  // With no worker alive the command is applied here at once: nothing to listen for.
+  const listener = noWorker ? null : new pg.Client({ connectionString: options.url });
   let wake: () => void = () => undefined;
-  listener.on('notification', (message) => {
+  listener?.on('notification', (message) => {
     if (message.payload === `${scope}:${key}`) wake();
   });
-  listener.on('error', () => wake());
+  listener?.on('error', () => wake());
   let listening = false;
   try {
-    await listener.connect();
-    await listener.query(`listen ${OUTCOME_CHANNEL}`);
-    listening = true;
+    if (listener) {
+      await listener.connect();
+      await listener.query(`listen ${OUTCOME_CHANNEL}`);
+      listening = true;
+    }
   } catch (error) {
     options.log.debug({ err: error }, 'LISTEN unavailable; polling for the outcome');
   }
   const started = Date.now();
+  const inlineAfterMs = noWorker ? 0 : options.inlineAfterMs;
   try {
     for (;;) {
       const row = await findKey(pool, scope, key);
       const outcome = row ? outcomeOf(row) : null;
       if (outcome) return outcome;
       const elapsed = Date.now() - started;
-      if (elapsed >= options.inlineAfterMs && !(await jobLocked(pool, scope, key))) {
+      if (elapsed >= inlineAfterMs && !(await jobLocked(pool, scope, key))) {
         options.log.debug({ scope, key }, 'no worker took the command; applying it here');
         const applied = await applyCommand(pool, scope, key, options.log);
         if (applied) {
@@ -133,6 +144,6 @@ export async function awaitOutcome(pool: DatabasePool, scope: string, key: strin
       await Promise.race([new Promise<void>((resolve) => (wake = resolve)), sleep(listening ? 1_000 : 200, undefined, { ref: false })]);
     }
   } finally {
-    await listener.end().catch(() => undefined);
+    await listener?.end().catch(() => undefined);
   }
 }

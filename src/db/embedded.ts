@@ -134,6 +134,17 @@ export function connectionUrl(
   return u.toString();
 }
 
+/**
+ * Is the server that server.json describes still the one serving its data folder? Read from
+ * PostgreSQL's own postmaster.pid (pid, port, and status `ready`): no connection, so a command
+ * that reuses a running server pays for one connection only, its own.
+ */
+async function serverStillRuns(info: z.infer<typeof ServerInfo>): Promise<boolean> {
+  if (!isAlive(info.ownerPid) || info.postmasterPid === null || !isAlive(info.postmasterPid)) return false;
+  const lines = (await fs.readFile(path.join(info.dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n');
+  return Number(lines[0]) === info.postmasterPid && Number(lines[3]) === info.port && lines[7]?.trim() === 'ready';
+}
+
 async function canConnect(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
   client.on('error', () => undefined);
@@ -305,7 +316,7 @@ export async function ensureEmbeddedServer(options: EmbeddedOptions): Promise<Em
     const running = await readJson(paths.serverFile, ServerInfo);
     if (running) {
       const url = connectionUrl(running, credentials.password);
-      if (isAlive(running.ownerPid) && (await canConnect(url))) {
+      if ((await serverStillRuns(running)) || (isAlive(running.ownerPid) && (await canConnect(url)))) {
         log.debug({ port: running.port, ownerPid: running.ownerPid }, 'reusing the running embedded PostgreSQL');
         return { url, info: running, owned: false, stop: async () => undefined };
       }

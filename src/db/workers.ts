@@ -39,3 +39,9 @@ export async function releaseStoppedPools(db: Queryable, workerIds: readonly str
   if (workerIds.length === 0) return;
   await db.transaction((tx) => release(tx, workerIds));
 }
+
+/** Is any worker alive (its heartbeat fresher than the staleness limit)? */
+export async function anyWorkerAlive(db: Queryable, staleMs: number): Promise<boolean> {
+  return db.oneFirst(sql.type(z.object({ alive: z.boolean() }))`
+    select exists (select 1 from worker_heartbeats where heartbeat_at >= now() - make_interval(secs => ${staleMs / 1000})) as alive`);
+}
