@@ -260,7 +260,9 @@ const { rows: outcomes } = await db.query(`
   from webhook_events e
   left join webhook_event_outcomes o on o.source = e.source and o.webhook_id = e.webhook_id
   left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id group by 1 order by 2 desc`);
-const { rows: rejections } = await db.query(`select reject_reason, count(*)::int as n from orders where state = 'rejected' group by 1 order by 2 desc`);
+const { rows: rejections } = await db.query(
+  `select reject_reason, count(*)::int as n from orders where state = 'rejected' group by 1 order by 2 desc`,
+);
 
 finishing = true;
 await Promise.all([...workers.map((w) => stopCleanly(w, 'worker')), stopCleanly(intake, 'intake')]);
