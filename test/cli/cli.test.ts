@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { toHaatError } from '../../src/cli/to-haat-error.ts';
 import { createOutput } from '../../src/cli/output.ts';
 import { confirmOrRefuse, type Prompter, requireValue } from '../../src/cli/prompts.ts';
+import { toHaatError } from '../../src/cli/to-haat-error.ts';
 import { HaatError } from '../../src/errors.ts';
 import { runCli, spawnCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
