@@ -3,6 +3,7 @@
 // LOG_FORMAT=json|pretty overrides the choice.
 import { createRequire } from 'node:module';
 import { type DestinationStream, type Logger, pino } from 'pino';
+import { humanTime } from './time.ts';
 
 export type { Logger };
 
@@ -35,7 +36,9 @@ function destination(format: LogFormat): DestinationStream {
     destination: 2,
     sync: true,
     colorize: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR,
-    translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l Z',
+    // The ISO time of the line, shown in the operator's zone (TZ), e.g. 2026-12-01 12:25:19.042 IST.
+    translateTime: false,
+    customPrettifiers: { time: (t) => `[${humanTime(String(t), { milliseconds: true })}]` },
     ignore: 'pid,hostname',
     singleLine: true,
   });
@@ -46,6 +49,8 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', fo
     {
       level,
       base: { pid: process.pid },
+      // JSON lines carry ISO-8601 in UTC, like every JSON haat writes.
+      timestamp: pino.stdTimeFunctions.isoTime,
       redact,
       // bigint (money, ids) is logged as a string of digits, never coerced to a float; an error
       // anywhere in the object keeps its message, stack and code (JSON.stringify alone drops them).

@@ -27,10 +27,14 @@ export function graphileLogFactory(log: Logger): (scope: Partial<Scope>) => LogF
         );
         return;
       }
-      if (level === 'error') child.error(fields, message);
-      else if (level === 'warning') child.warn(fields, message);
-      else if (level === 'info') child.info(fields, message);
-      else child.debug(fields, message);
+      // A job is logged by its id and attempt, never its whole row (payloads can be large and hold
+      // buyers' data); a routine completion is debug, not info.
+      const { job: _row, ...rest } = fields;
+      const slim = job ? { ...rest, jobId: String(job.id), attempt: job.attempts } : rest;
+      if (level === 'error') child.error(slim, message);
+      else if (level === 'warning') child.warn(slim, message);
+      else if (level === 'info' && !message.startsWith('Completed task')) child.info(slim, message);
+      else child.debug(slim, message);
     };
   };
 }

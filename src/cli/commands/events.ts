@@ -9,7 +9,7 @@ import { type BaseDeps, buildDeps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
-import { humanTime } from '../time.ts';
+import { humanTime } from '../../time.ts';
 
 const eventTypes = Object.keys(eventSchemas);
 const outcomeCodes = ['applied', ...Object.keys(ErrorCodes)];

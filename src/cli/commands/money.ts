@@ -8,7 +8,7 @@ import { notFound } from '../../errors.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { table } from '../output.ts';
-import { humanTime } from '../time.ts';
+import { humanTime } from '../../time.ts';
 
 export function registerMoneyCommands(program: Command, base: BaseDeps): void {
   program

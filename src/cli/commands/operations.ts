@@ -12,7 +12,7 @@ import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { confirmOrRefuse, requireValue } from '../prompts.ts';
-import { humanTime } from '../time.ts';
+import { humanTime } from '../../time.ts';
 
 const settingKeys = Object.keys(settingSchemas) as SettingKey[];
 

@@ -13,7 +13,7 @@ import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
-import { humanTime } from '../time.ts';
+import { humanTime } from '../../time.ts';
 import { runWrite, type WriteOptions, writeOptions } from '../write.ts';
 
 type Money = { amount: bigint | number; currency: string };

@@ -24,7 +24,7 @@ function formatter(locale: string): Intl.DateTimeFormat {
   return f;
 }
 
-export function humanTime(iso: string | null | undefined): string {
+export function humanTime(iso: string | null | undefined, options: { milliseconds?: boolean } = {}): string {
   if (iso === null || iso === undefined || iso === '') return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return iso;
@@ -36,5 +36,6 @@ export function humanTime(iso: string | null | undefined): string {
     if (/^[A-Z]{2,5}$/.test(zone)) break;
   }
   const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((p) => p.type === type)?.value ?? '';
-  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')} ${zone}`.trimEnd();
+  const ms = options.milliseconds ? `.${String(date.getMilliseconds()).padStart(3, '0')}` : '';
+  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}:${part('second')}${ms} ${zone}`.trimEnd();
 }
