@@ -2,7 +2,6 @@
 // (claim + enqueue in one transaction), wait for the outcome and turn a refusal into its error.
 import { randomUUID } from 'node:crypto';
 import type { Command as Commander } from 'commander';
-import { awaitOutcome, submitCommand } from '../commands/submit-command.ts';
 import { Command, IdempotencyKey } from '../domain/commands.ts';
 import { HaatError, invalidInput } from '../errors.ts';
 import type { Deps } from './context.ts';
@@ -30,6 +29,8 @@ export async function runWrite(deps: Deps, input: { type: string; payload: unkno
   const command = Command.parse(input);
   const key = options.idempotencyKey === undefined ? `cli-${randomUUID()}` : IdempotencyKey.parse(options.idempotencyKey);
   if (options.idempotencyKey === undefined) deps.io.stderr.write(`idempotency key: ${key}\n`);
+  // The write machinery (handlers, ledger, orders…) loads only when a write runs, not for a read of the same group.
+  const { awaitOutcome, submitCommand } = await import('../commands/submit-command.ts');
   return deps.withDatabase(async (db) => {
     const submitted = await submitCommand(db.pool, {
       scope: CLI_SCOPE,

@@ -10,6 +10,7 @@ import { type Currency, moneyJson } from '../domain/money.ts';
 import type { Logger } from '../log.ts';
 import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckConfirm, precheckMove, precheckPlace } from './order-handlers.ts';
 import { fail, refuse } from './outcome.ts';
+import { stockJson } from './stock-json.ts';
 
 export type HandlerContext = {
   readonly command: CommandRef;
@@ -24,9 +25,7 @@ type Handler<T extends CommandType> = {
   readonly apply: (tx: DatabaseTransaction, payload: CommandOf<T>['payload'], context: HandlerContext) => Promise<Outcome>;
 };
 
-export function stockJson(row: StockRow) {
-  return { sku: row.sku, on_hand: row.on_hand, reserved: row.reserved, available: row.available };
-}
+export { stockJson } from './stock-json.ts';
 
 export function skuJson(row: SkuRow, stock: StockRow | null) {
   return {

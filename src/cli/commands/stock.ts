@@ -1,6 +1,6 @@
 // haat stock receive · adjust · show · list
 import type { Command } from 'commander';
-import { stockJson } from '../../commands/handlers.ts';
+import { stockJson } from '../../commands/stock-json.ts';
 import { listStock, stockOf } from '../../db/inventory.ts';
 import { SkuCode } from '../../domain/catalog.ts';
 import { notFound } from '../../errors.ts';
