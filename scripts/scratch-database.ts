@@ -1,9 +1,8 @@
 // For the soak run and the benchmark: a fresh, empty database on the configured server (embedded
 // unless DATABASE_URL), dropped again by drop(); and strict integer options.
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { resolveDatabase } from '../src/db/connect.ts';
+import { createScratchDatabase as createOn } from '../src/db/scratch-database.ts';
 import { parseStrictInteger } from '../src/domain/integers.ts';
 import type { Logger } from '../src/log.ts';
 
@@ -11,16 +10,11 @@ export type ScratchDatabase = { readonly url: string; drop(): Promise<void> };
 
 export async function createScratchDatabase(prefix: string, log: Logger): Promise<ScratchDatabase> {
   const target = await resolveDatabase(loadConfig(), log);
-  const name = `${prefix}_${randomBytes(3).toString('hex')}`;
-  const at = (database: string) => Object.assign(new URL(target.url), { pathname: `/${database}` }).toString();
-  const admin = new pg.Client({ connectionString: at('postgres') });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
+  const scratch = await createOn(target.url, prefix);
   return {
-    url: at(name),
+    url: scratch.url,
     drop: async () => {
-      await admin.query(`drop database if exists ${name} with (force)`);
-      await admin.end();
+      await scratch.drop();
       await target.release();
     },
   };

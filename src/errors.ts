@@ -42,11 +42,19 @@ export class HaatError extends Error {
   override name = 'HaatError';
   readonly code: ErrorCode;
   readonly details: ErrorDetails;
+  /** Fields a command's JSON document carries beside `error` (e.g. `haat demo`'s ok and steps). */
+  readonly document: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: ErrorOptions) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: ErrorOptions & { readonly document?: Readonly<Record<string, unknown>> },
+  ) {
     super(message, options);
     this.code = code;
     this.details = details;
+    this.document = options?.document ?? {};
   }
 
   get exitCode(): ExitCode {
@@ -71,5 +79,5 @@ export function notFound(what: string, key: string, details: ErrorDetails = {}):
 export function errorDocument(error: HaatError): {
   error: { code: ErrorCode; message: string; details: ErrorDetails };
 } {
-  return { error: { code: error.code, message: error.message, details: error.details } };
+  return { ...error.document, error: { code: error.code, message: error.message, details: error.details } };
 }
