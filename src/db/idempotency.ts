@@ -83,16 +83,49 @@ export type Claim = {
 };
 
 /**
- * Claims the key in the caller's transaction, without a job (for a command applied at once, in the
- * same transaction). Returns false when the key already existed (a concurrent claim waits for the
- * first to commit, then sees it).
+ * Claims the keys in the caller's transaction, in one statement, without jobs (for commands applied
+ * at once, in the same transaction). Returns the claims made now, as `scope:key`; a key that already
+ * existed is not among them (a concurrent claim waits for the first to commit, then sees it).
  */
-export async function claimKey(db: Queryable, claim: Claim): Promise<boolean> {
-  const inserted = await db.query(sql.unsafe`
+export async function claimKeys(db: Queryable, claims: readonly Claim[]): Promise<ReadonlySet<string>> {
+  if (claims.length === 0) return new Set();
+  const text = (f: (c: Claim) => string) => sql.array(claims.map(f), 'text');
+  const rows = await db.any(sql.type(z.object({ scope: z.string(), key: z.string() }))`
     insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, bypass_maintenance)
-    values (${claim.scope}, ${claim.key}, ${claim.fingerprint}, ${claim.command.type}, ${sql.jsonb(claim.command.payload as never)}, ${claim.actor}, ${claim.bypassMaintenance === true})
-    on conflict (scope, key) do nothing`);
-  return inserted.rowCount > 0;
+    select * from unnest(${text((c) => c.scope)}, ${text((c) => c.key)}, ${text((c) => c.fingerprint)}, ${text((c) => c.command.type)},
+      ${sql.array(
+        claims.map((c) => toJsonText(c.command.payload ?? null)),
+        'jsonb',
+      )}, ${text((c) => c.actor)}, ${sql.array(
+        claims.map((c) => c.bypassMaintenance === true),
+        'bool',
+      )})
+    on conflict (scope, key) do nothing
+    returning scope, key`);
+  return new Set(rows.map((r) => `${r.scope}:${r.key}`));
+}
+
+/** Claims one key (claimKeys); false when it already existed. */
+export async function claimKey(db: Queryable, claim: Claim): Promise<boolean> {
+  return (await claimKeys(db, [claim])).size > 0;
+}
+
+/** Locks the rows of existing keys, given as [scope, key] pairs (one query for any number). */
+export async function lockKeys(db: Queryable, keys: readonly (readonly [string, string])[]): Promise<readonly KeyRow[]> {
+  if (keys.length === 0) return [];
+  const scopes = sql.array(
+    keys.map(([scope]) => scope),
+    'text',
+  );
+  const names = sql.array(
+    keys.map(([, key]) => key),
+    'text',
+  );
+  return db.any(sql.type(KeyRow)`
+    select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text, bypass_maintenance,
+           (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
+    from idempotency_keys where (scope, key) in (select * from unnest(${scopes}, ${names}))
+    order by scope, key for update`);
 }
 
 /** Claims the key (claimKey) and enqueues its job in the caller's transaction; false when the key already existed. */
@@ -142,6 +175,34 @@ export async function recordOutcome(
       on conflict (source, webhook_id) do nothing`);
   }
   await db.query(sql.unsafe`select pg_notify(${OUTCOME_CHANNEL}, ${`${scope}:${key}`})`);
+}
+
+/**
+ * recordOutcome for many keys at once: the same update and notification, one statement each. Not
+ * for webhook scopes, whose event outcome rows only recordOutcome writes.
+ */
+export async function recordOutcomes(db: Queryable, outcomes: readonly { scope: string; key: string; outcome: Outcome }[]): Promise<void> {
+  if (outcomes.length === 0) return;
+  const webhook = outcomes.find((o) => o.scope.startsWith(WEBHOOK_SCOPE_PREFIX));
+  if (webhook) throw new Error(`recordOutcomes does not record webhook outcomes (${webhook.scope}); use recordOutcome`);
+  const scopes = sql.array(
+    outcomes.map((o) => o.scope),
+    'text',
+  );
+  const keys = sql.array(
+    outcomes.map((o) => o.key),
+    'text',
+  );
+  const texts = sql.array(
+    outcomes.map((o) => toJsonText(o.outcome)),
+    'jsonb',
+  );
+  await db.query(sql.unsafe`
+    update idempotency_keys k set state = 'done', outcome = o.outcome, completed_at = now()
+    from unnest(${scopes}, ${keys}, ${texts}) as o(scope, key, outcome)
+    where k.scope = o.scope and k.key = o.key and k.state = 'pending'`);
+  await db.query(sql.unsafe`
+    select count(pg_notify(${OUTCOME_CHANNEL}, o.scope || ':' || o.key)) from unnest(${scopes}, ${keys}) as o(scope, key)`);
 }
 
 /** Is a worker holding this command's job right now? */

@@ -12,11 +12,14 @@ function suggestion(raw: string, canonical: (s: string) => string, pattern: RegE
   return pattern.test(fixed) && fixed !== raw ? ` (did you mean ${fixed}?)` : '';
 }
 
+/** The one mapping to a canonical SKU code: only ever suggested (or used to find duplicates), never applied silently. */
+export const canonicalSkuCode = (raw: string): string => raw.trim().toUpperCase();
+
 export const SkuCode = z.string().superRefine((raw, ctx) => {
   if (!SKU_CODE.test(raw)) {
     ctx.addIssue({
       code: 'custom',
-      message: `SKU code must be upper-case A-Z, digits, '-' or '_' (1–64, starting with a letter or digit)${suggestion(raw, (s) => s.trim().toUpperCase(), SKU_CODE)}`,
+      message: `SKU code must be upper-case A-Z, digits, '-' or '_' (1–64, starting with a letter or digit)${suggestion(raw, canonicalSkuCode, SKU_CODE)}`,
     });
   }
 });

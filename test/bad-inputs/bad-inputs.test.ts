@@ -11,7 +11,10 @@
 // their own tests (test/db/money.test.ts, test/intake/webhooks.test.ts).
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { describe, test } from 'node:test';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
 import { applyCommand } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
@@ -148,6 +151,78 @@ const BAD_KEYS: readonly [string, string][] = [
 ];
 const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', 'true', '[1]', '1000001', '9223372036854775808', '1e400'];
 const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1000000000001', '1e400'];
+
+// Bulk import files (CONTRACT §6): each refused whole, with its rows, and nothing written.
+const importDir = await fs.mkdtemp(path.join(os.tmpdir(), 'haat-bad-import-'));
+after(() => fs.rm(importDir, { recursive: true, force: true }));
+let importFiles = 0;
+async function importFile(content: string | Uint8Array): Promise<string> {
+  const file = path.join(importDir, `f${++importFiles}.csv`);
+  await fs.writeFile(file, content);
+  return file;
+}
+const SKUS_HEADER = 'code,seller,price,currency,title\n';
+const bigImport = path.join(importDir, 'big.csv');
+await fs.writeFile(bigImport, `sku,qty\n${'TEA-1KG,1\n'.repeat(5_300_000)}`);
+const IMPORT_FILES: readonly (readonly [string, 'skus' | 'stock', string | Uint8Array])[] = [
+  ['a wrong header', 'skus', 'code,seller,cost,currency\nNEW-1,tea-house,1,INR\n'],
+  ['a duplicated column', 'stock', 'sku,qty,qty\nTEA-1KG,1,1\n'],
+  ['an empty file', 'stock', ''],
+  ['a file of blank lines', 'stock', '\r\n\r\n'],
+  ['invalid UTF-8', 'stock', Buffer.concat([Buffer.from('sku,qty\nTEA-1KG,1\nTEA'), Buffer.from([0xff]), Buffer.from(',1\n')])],
+  ['UTF-16', 'stock', Buffer.from('\ufeffsku,qty\nTEA-1KG,1\n', 'utf16le')],
+  ['a NUL byte', 'stock', 'sku,qty,reason\nTEA-1KG,1,a\u0000\n'],
+  ['a duplicate row', 'stock', 'sku,qty\nTEA-1KG,1\nRICE-5KG,1\nTEA-1KG,1\n'],
+  ['a row whose SKU another row creates', 'skus', `${SKUS_HEADER}NEW-1,tea-house,1,INR,a\nNEW-1,tea-house,2,INR,b\n`],
+  ['CRLF endings and one bad price', 'skus', `${SKUS_HEADER}NEW-1,tea-house,100,INR,a\r\nNEW-2,tea-house,1.5,INR,b\r\n`],
+  ['a comma not quoted', 'skus', `${SKUS_HEADER}NEW-1,tea-house,100,INR,Tea, 1 kg\n`],
+  ['quoted commas and a bad currency', 'skus', `${SKUS_HEADER}NEW-1,tea-house,100,INR,"Tea, 1 kg"\nNEW-2,tea-house,100,inr,"Rice, 5 kg"\n`],
+  ['a stray quote', 'stock', 'sku,qty\n"TEA-1KG,1\nRICE-5KG,1\n'],
+  ['a bad quantity', 'stock', 'sku,qty\nTEA-1KG,1\nRICE-5KG,0\n'],
+  ['a non-canonical SKU code', 'skus', `${SKUS_HEADER}new-1,tea-house,100,INR,a\n`],
+  ['an unknown seller', 'skus', `${SKUS_HEADER}NEW-1,nobody,100,INR,a\n`],
+  ['a SKU that exists', 'skus', `${SKUS_HEADER}TEA-1KG,tea-house,100,INR,a\n`],
+  ['an unknown SKU', 'stock', 'sku,qty\nTEA-1KG,1\nNOPE-1,1\n'],
+];
+const validStock = await importFile('sku,qty\nTEA-1KG,1\n');
+const IMPORT_CASES: readonly Case[] = [
+  ...(await Promise.all(
+    IMPORT_FILES.map(
+      async ([input, kind, content]): Promise<Case> => ({
+        kind: 'import',
+        input: `import ${kind}: ${input}`,
+        cli: ['import', kind, await importFile(content)],
+        expect: invalid,
+      }),
+    ),
+  )),
+  { kind: 'import', input: 'import stock: a 50 MB file', cli: ['import', 'stock', bigImport], expect: invalid },
+  {
+    kind: 'import',
+    input: 'import stock --skip-invalid, every row invalid',
+    cli: ['import', 'stock', await importFile('sku,qty\nNOPE-1,1\nTEA-1KG,1.5\n'), '--skip-invalid'],
+    expect: { exit: 3, code: 'import_incomplete' },
+  },
+  {
+    kind: 'import',
+    input: 'import stock --dry-run of a valid file',
+    cli: ['import', 'stock', validStock, '--dry-run'],
+    expect: { exit: 0, code: '' },
+  },
+  {
+    kind: 'import',
+    input: 'import stock --reason (rows carry their reasons)',
+    cli: ['import', 'stock', validStock, '--reason', 'delivery'],
+    expect: invalid,
+  },
+  {
+    kind: 'maintenance',
+    input: 'import stock during maintenance',
+    cli: ['import', 'stock', validStock],
+    during: 'maintenance',
+    expect: { exit: 5, code: 'maintenance_mode' },
+  },
+];
 
 const cases: readonly Case[] = [
   // haat events: every filter is checked before anything is read; an unknown event is not found.
@@ -735,6 +810,7 @@ const cases: readonly Case[] = [
     http: { source: 'payments', body: eventText('payment.failed', { order_ref: 'P-1', payment_ref: 'p' }) },
     expect: badRequest,
   },
+  ...IMPORT_CASES,
 ];
 
 // ---- running a case ------------------------------------------------------------------------------
