@@ -41,6 +41,14 @@ export const SellerHandle = z.string().superRefine((raw, ctx) => {
 const UNSAFE_TEXT = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
 
 /** Free text an operator types: trimmed, no control or text-direction characters, bounded. */
+/** Free text that may be empty (a SKU's title): the same characters refused as in Text. */
+export const OptionalText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .max(max, `at most ${max} characters`)
+    .refine((s) => !UNSAFE_TEXT.test(s), 'must not contain control, line-separator or text-direction characters');
+
 export const Text = (max: number) =>
   z
     .string()

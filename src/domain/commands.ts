@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { ErrorCode } from '../errors.ts';
-import { SellerHandle, SkuCode, Text } from './catalog.ts';
+import { OptionalText, SellerHandle, SkuCode, Text } from './catalog.ts';
 import { parseStrictInteger } from './integers.ts';
 import { isCurrency, parsePrice } from './money.ts';
 
@@ -42,7 +42,7 @@ export const SkuAdd = z.object({
     seller: SellerHandle,
     price: Price,
     currency: CurrencyCode,
-    title: z.string().trim().max(200).default(''),
+    title: OptionalText(200).default(''),
   }),
 });
 export const StockReceive = z.object({

@@ -253,6 +253,14 @@ const cases: readonly Case[] = [
   { kind: 'events', input: 'events show with no id (no terminal)', cli: ['events', 'show', 'storefront'], expect: invalid },
   { kind: 'events', input: 'events show from an unknown source', cli: ['events', 'show', 'bank', 'evt_seen'], expect: invalid },
   { kind: 'events', input: 'events show with a control character', cli: ['events', 'show', 'storefront', 'evt\u0007'], expect: invalid },
+  ...['bell\u0007', 'line\nbreak', 'rtl\u202eoverride', 'nul\u0000'].map(
+    (title): Case => ({
+      kind: 'sku code',
+      input: `sku add --title ${JSON.stringify(title)}`,
+      cli: ['sku', 'add', 'TITLED-1', '--seller', 'tea-house', '--price', '100', '--currency', 'INR', '--title', title],
+      expect: invalid,
+    }),
+  ),
   { kind: 'events', input: 'events show of an id never received', cli: ['events', 'show', 'storefront', 'evt_never'], expect: notFound },
   { kind: 'events', input: 'events show from the wrong source', cli: ['events', 'show', 'payments', 'evt_seen'], expect: notFound },
   // Quantities: only plain ASCII integers in range parse, wherever a quantity enters.
