@@ -24,15 +24,23 @@ export type CliFigures = {
   readonly import?: { readonly rows: number; readonly skus_ms: number; readonly stock_ms: number; readonly total_ms: number };
 };
 
-function run(args: readonly string[], env: NodeJS.ProcessEnv, stdin?: string): Promise<{ ms: number; code: number; out: string }> {
+function run(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  stdin?: string,
+): Promise<{ ms: number; code: number; out: string; stdout: string }> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
     const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      stdout += d;
+    });
     child.stderr.on('data', (d) => (out += d));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, code: code ?? -1, out }));
+    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, code: code ?? -1, out, stdout }));
     child.stdin.end(stdin ?? '');
   });
 }
@@ -127,7 +135,7 @@ export async function benchCli(options: { runs: number; importRows: number; log:
       ['skus', importSkus],
       ['stock', importStock],
     ] as const) {
-      const applied = (JSON.parse(result.out.trim().split('\n').at(-1) ?? '{}') as { applied?: number }).applied;
+      const applied = (JSON.parse(result.stdout) as { applied?: number }).applied;
       if (applied !== options.importRows) throw new Error(`import ${what} applied ${applied}, expected ${options.importRows}`);
     }
     return {
