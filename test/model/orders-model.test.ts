@@ -95,6 +95,21 @@ function pickOrder(m: Model, pick: number): [string, Order] {
   return [ref, m.orders[ref] as Order];
 }
 
+/** A placement of a known SKU in the model: reserved when it fits, else rejected for stock. */
+function placeInModel(m: Model, ref: string, s: string, qty: number): boolean {
+  const stock = m.skus[s] as Stock;
+  const fits = stock.onHand - stock.reserved >= qty;
+  if (fits) stock.reserved += qty;
+  m.orders[ref] = {
+    sku: s,
+    qty,
+    state: fits ? 'pending' : 'rejected',
+    total: qty * 100,
+    ...(fits ? {} : { rejectReason: 'insufficient_stock' }),
+  };
+  return fits;
+}
+
 /** A command on one SKU with a quantity; always applicable. */
 class SkuQuantity {
   readonly s: string;
@@ -122,17 +137,7 @@ class Place extends SkuQuantity implements fc.AsyncCommand<Model, Real> {
       type: 'order.place',
       payload: { buyer: 'b', ref, items: [{ sku: sku(r.run, this.s), qty: String(this.qty) }] },
     });
-    const stock = m.skus[this.s] as Stock;
-    const fits = stock.onHand - stock.reserved >= this.qty;
-    assert.equal(ok(result), fits, `place ${this.qty} of ${this.s}`);
-    if (fits) stock.reserved += this.qty;
-    m.orders[ref] = {
-      sku: this.s,
-      qty: this.qty,
-      state: fits ? 'pending' : 'rejected',
-      total: this.qty * 100,
-      ...(fits ? {} : { rejectReason: 'insufficient_stock' }),
-    };
+    assert.equal(ok(result), placeInModel(m, ref, this.s, this.qty), `place ${this.qty} of ${this.s}`);
     await agree(m, r);
   }
   override toString = () => `place(${this.s}, ${this.qty})`;
@@ -164,18 +169,8 @@ class WebhookPlace implements fc.AsyncCommand<Model, Real> {
     });
     m.lastWebhook = { id, body, source: 'storefront' };
     assert.equal(await deliver(id, body, 'storefront'), 202);
-    if (this.kind === 'known') {
-      const stock = m.skus[this.s] as Stock;
-      const fits = stock.onHand - stock.reserved >= this.qty;
-      if (fits) stock.reserved += this.qty;
-      m.orders[ref] = {
-        sku: this.s,
-        qty: this.qty,
-        state: fits ? 'pending' : 'rejected',
-        total: this.qty * 100,
-        ...(fits ? {} : { rejectReason: 'insufficient_stock' }),
-      };
-    } else if (this.kind !== 'taken') {
+    if (this.kind === 'known') placeInModel(m, ref, this.s, this.qty);
+    else if (this.kind !== 'taken') {
       m.orders[ref] = {
         sku: this.s,
         qty: this.qty,

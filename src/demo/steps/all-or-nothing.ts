@@ -12,19 +12,9 @@ export const allOrNothing: Step = {
   run: async (ctx, check) => {
     await ctx.addSku(STOLE, 250_000, 10);
     await ctx.addSku(BASKET, 60_000, 1);
-    const short = await ctx.haat(
-      'order',
-      'place',
-      '--buyer',
-      'buyer-a',
-      '--item',
-      `${STOLE}:2`,
-      '--item',
-      `${BASKET}:2`,
-      '--ref',
-      'BOTH-1',
-      '--json',
-    );
+    const place = (baskets: number, ref: string) =>
+      ctx.haat('order', 'place', '--buyer', 'buyer-a', '--item', `${STOLE}:2`, '--item', `${BASKET}:${baskets}`, '--ref', ref, '--json');
+    const short = await place(2, 'BOTH-1');
     check('the order with 2 baskets (1 in stock) exits', exitOf(short), 'exit 3 insufficient_stock');
     const shortState = await orderState(ctx.pool, 'BOTH-1');
     check('it is recorded', shortState, 'rejected');
@@ -33,19 +23,7 @@ export const allOrNothing: Step = {
     check(`${BASKET} reserved after it`, (await stock(ctx.pool, BASKET)).reserved, 0n);
     check(`reserve movements of ${STOLE} after it`, await movementCount(ctx.pool, STOLE, 'reserve'), 0n);
 
-    const fits = await ctx.haat(
-      'order',
-      'place',
-      '--buyer',
-      'buyer-a',
-      '--item',
-      `${STOLE}:2`,
-      '--item',
-      `${BASKET}:1`,
-      '--ref',
-      'BOTH-2',
-      '--json',
-    );
+    const fits = await place(1, 'BOTH-2');
     check('the same order with 1 basket exits', exitOf(fits), 'exit 0');
     const fitsState = await orderState(ctx.pool, 'BOTH-2');
     check('it is', fitsState, 'pending');
