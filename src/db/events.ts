@@ -1,7 +1,7 @@
-// The webhook inbox as operators see it (CONTRACT §6): each accepted event with its state and
-// outcome. An event is `done` once its outcome row exists (written with the effect); until then
-// its job says where it is: `held` by maintenance mode, `retrying` after an attempt, `queued`;
-// `failed` when its job gave up or is gone (reconcile names those too).
+// The webhook inbox as operators see it (docs/contract.md, Events): each accepted event with its state
+// and outcome. An event is `done` once its outcome row exists (written with the effect); until then its
+// job says where it is: `held` by maintenance mode, `retrying` after a failed attempt, `queued`; `failed`
+// when its job gave up or is gone (reconcile names those too).
 import type { FragmentSqlToken, ListSqlToken } from 'slonik';
 import { z } from 'zod';
 import { parseJsonExact } from '../domain/json.ts';
@@ -78,7 +78,8 @@ const stateExpression = sql.fragment`
     when o.webhook_id is not null then 'done'
     when j.id is null or j.attempts >= j.max_attempts then 'failed'
     when m.enabled and j.flags ? 'domain' then 'held'
-    when j.attempts > 0 then 'retrying'
+    -- graphile-worker counts an attempt when it takes the job: only a failed one makes it retrying.
+    when j.attempts > 0 and j.last_error is not null then 'retrying'
     else 'queued'
   end`;
 
