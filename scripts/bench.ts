@@ -1,5 +1,6 @@
-// npm run bench: the figures of CONTRACT §9 that exist so far, each beside its baseline or target,
-// printed as a table and as one JSON line. `--only cli,import,reconcile` picks parts.
+// npm run bench: the speed figures built so far (docs/contract.md, Planned, lists the rest), each
+// beside its baseline or target, printed as a table and as one JSON line. `--only cli,import,reconcile`
+// picks parts.
 //   cli        `haat --help` beside a bare `node -e 0`, a read and a write (medians of --runs)
 //   import     `haat import skus` + `haat import stock` of --import-rows rows
 //   reconcile  every invariant over ~2.3 million rows (--orders, --skus, --movements)

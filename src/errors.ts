@@ -1,6 +1,7 @@
-// Error codes are the public contract (CONTRACT.md §2): a stable snake_case code and its exit code.
-// Expected refusals are returned as values by the domain; a HaatError is how a boundary (CLI,
-// intake, worker) carries one of them, or an infrastructure fault, to the one place that maps it.
+// Error codes are the public contract (docs/contract.md, Exit codes and errors): a stable snake_case
+// code and its exit code. Expected refusals are returned as values by the domain; a HaatError is how a
+// boundary (CLI, intake, worker) carries one of them, or an infrastructure fault, to the one place that
+// maps it.
 
 export const ExitCode = {
   ok: 0,
@@ -75,7 +76,7 @@ export function notFound(what: string, key: string, details: ErrorDetails = {}):
   return new HaatError('not_found', `${what} not found: ${key}`, { [what]: key, ...details });
 }
 
-/** The JSON error document of CONTRACT.md §2. */
+/** The JSON error document (docs/contract.md, Output). */
 export function errorDocument(error: HaatError): {
   error: { code: ErrorCode; message: string; details: ErrorDetails };
 } {

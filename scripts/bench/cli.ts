@@ -1,7 +1,8 @@
-// What an operator feels at the terminal (CONTRACT §9): the start of a bare `node -e 0` beside
-// `haat --help`, a read (`stock show`) with the server running, and a write (`stock receive`)
-// with a worker running — each a real process, the median of N runs after one warm-up run (which
-// fills Node's compile cache, as any first use does) — and `haat import` of SKUs and their stock.
+// What an operator feels at the terminal (the CLI targets of `npm run bench`): the start of a bare
+// `node -e 0` beside `haat --help`, a read (`stock show`) with the server running, and a write (`stock
+// receive`) with a worker running — each a real process, the median of N runs after one warm-up run
+// (which fills Node's compile cache, as any first use does) — and `haat import` of SKUs and their
+// stock.
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';

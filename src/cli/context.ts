@@ -1,5 +1,6 @@
-// What every command receives: configuration, streams, prompts, output and the global options of
-// CONTRACT.md §2. Commands are plain `run(input, deps)` functions; this builds their deps.
+// What every command receives: configuration, streams, prompts, output and the global options
+// (docs/contract.md, Global options and prompts). Commands are plain `run(input, deps)` functions; this
+// builds their deps.
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { Config } from '../config.ts';

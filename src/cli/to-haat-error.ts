@@ -1,4 +1,4 @@
-// The one table from anything thrown to a HaatError, and so to an exit code (CONTRACT §2).
+// The one table from anything thrown to a HaatError, and so to an exit code (docs/contract.md).
 // Loaded only when a command fails: it brings zod and the database error mapper with it.
 import { CommanderError } from 'commander';
 import { ZodError, z } from 'zod';

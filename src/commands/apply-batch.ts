@@ -1,10 +1,10 @@
-// Applies many commands in one transaction, each with its own outcome (DESIGN.md §Speed). For each
-// command: claim its key (claimKeys: the insert claimKeyAndEnqueue makes, without a job, since the
-// command is applied at once) or find the key already there, run its handler's apply (handlers.ts,
-// the one implementation of each rule, exactly as applyCommand runs it) and record the outcome on the
-// key, all before the commit. So a command commits with its outcome or not at all, and a key that is
-// done is never applied again. A refusal the handler decides is the command's recorded outcome.
-// Two ways, the same effects:
+// Applies many commands in one transaction, each with its own outcome (docs/design.md, The one write
+// path). For each command: claim its key (claimKeys: the insert claimKeyAndEnqueue makes, without a
+// job, since the command is applied at once) or find the key already there, run its handler's apply
+// (handlers.ts, the one implementation of each rule, exactly as applyCommand runs it) and record the
+// outcome on the key, all before the commit. So a command commits with its outcome or not at all, and a
+// key that is done is never applied again. A refusal the handler decides is the command's recorded
+// outcome. Two ways, the same effects:
 // - First, the whole batch in one transaction without savepoints: one statement claims every key,
 //   one records every outcome (recordOutcomes). When nothing raises (a handler returns refusals, it
 //   does not throw them), that is all.

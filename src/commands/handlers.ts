@@ -1,6 +1,7 @@
 // One handler per command type: the only implementation of each write. `precheck` runs at the
 // boundary on an unlocked read, so an obviously refused command stores nothing; `apply` runs in the
-// worker's transaction with row locks and is the authority. Both call the same decide functions.
+// command's transaction (a worker's, the CLI's inline fallback, or an import batch) with row locks
+// and is the authority. Both call the same decide functions.
 import { findSeller, findSku, insertSeller, insertSku, type SkuRow } from '../db/catalog.ts';
 import { type CommandRef, changeOnHand, lockStock, type StockRow, stockOf } from '../db/inventory.ts';
 import type { DatabaseTransaction, Queryable } from '../db/pool.ts';

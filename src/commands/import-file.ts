@@ -1,6 +1,7 @@
-// A bulk import (CONTRACT §6): every row of a CSV file is one command with its own idempotency key,
-// validated all together before anything is written, then applied in batches through the one write
-// path (applyBatch: the handlers' own apply, each row under its savepoint, each batch one commit).
+// A bulk import (docs/contract.md, Bulk import): every row of a CSV file is one command with its own
+// idempotency key, validated all together before anything is written, then applied in batches through
+// the one write path (applyBatch: the handlers' own apply, each batch one commit; a savepoint per row
+// only when a row raises).
 //
 // Keys (scope `import`): `<kind>:<prefix>:<SKU code>`. A file holds one row per SKU, so the SKU code
 // names the row. The prefix is `--idempotency-key`, or by default the SHA-256 of the file's records

@@ -1,4 +1,5 @@
-// The stock JSON of CONTRACT §2, apart from the handlers so that a read loads no write machinery.
+// The stock JSON (docs/contract.md, haat stock), apart from the handlers so that a read loads no write
+// machinery.
 import type { StockRow } from '../db/inventory.ts';
 
 export function stockJson(row: StockRow) {

@@ -33,8 +33,8 @@ export const SqlState = {
 } as const;
 
 /**
- * Constraints that encode a rule an operator can run into, and what they mean.
- * Later migrations add their names here; an unknown constraint is a bug, not a refusal.
+ * Constraints that encode a rule an operator can run into, and what they mean. The module that owns a
+ * table registers its constraints (registerConstraint); an unknown constraint is a bug, not a refusal.
  */
 const constraintCodes: Readonly<Record<string, ErrorCode>> = {};
 

@@ -1,4 +1,4 @@
-// SQL for inventory. Protects invariants 1–3 of DESIGN.md:
+// SQL for inventory. Protects invariants 1–3 (docs/invariants.md):
 // 1. 0 <= reserved <= on_hand (also a CHECK constraint);
 // 2. reserved = the sum of the SKU's active reservations;
 // 3. on_hand = the sum of the SKU's movements.
@@ -137,7 +137,7 @@ export async function closeReservations(
 
 export type InvariantViolation = { readonly sku: string; readonly check: string; readonly detail: string };
 
-/** DESIGN.md invariants 1–3, set-based. Empty when they hold (reconcile builds on this). */
+/** Invariants 1–3 (docs/invariants.md), set-based. Empty when they hold (reconcile builds on this). */
 export async function inventoryViolations(db: Queryable): Promise<readonly InvariantViolation[]> {
   return db.any(sql.type(z.object({ sku: z.string(), check: z.string(), detail: z.string() }))`
     with active as (

@@ -273,8 +273,8 @@ export async function listReservations(db: Queryable, options: { state?: string;
 }
 
 /**
- * DESIGN.md invariants 4 and 5, set-based: each order's reservations agree with its state, and its
- * transitions form an allowed chain from creation to its current state. Empty when they hold.
+ * Invariants 4 and 5 (docs/invariants.md), set-based: each order's reservations agree with its state,
+ * and its transitions form an allowed chain from creation to its current state. Empty when they hold.
  */
 export async function orderViolations(db: Queryable): Promise<readonly { order_ref: string; check: string; detail: string }[]> {
   return db.any(sql.type(z.object({ order_ref: z.string(), check: z.string(), detail: z.string() }))`

@@ -1,5 +1,5 @@
-// `haat reconcile`: DESIGN.md invariants 1–8, each a set-based query (no per-row round trips;
-// the snapshot hashes are recomputed in batches of orders). Each check returns its offenders.
+// `haat reconcile`: invariants 1–8 (docs/invariants.md), each a set-based query (no per-row round
+// trips; the snapshot hashes are recomputed in batches of orders). Each check returns its offenders.
 import { z } from 'zod';
 import { snapshotHash } from '../domain/snapshot.ts';
 import { inventoryViolations } from './inventory.ts';

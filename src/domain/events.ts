@@ -1,5 +1,5 @@
-// Webhook events (CONTRACT.md §3): the envelope and each type's data, validated by zod, and the
-// command each becomes — the same commands the CLI submits.
+// Webhook events (docs/contract.md, Webhook intake): the envelope and each type's data, validated by
+// zod, and the command each becomes — the same commands the CLI submits.
 import { z } from 'zod';
 import type { Command } from './commands.ts';
 

@@ -70,7 +70,10 @@ export function formatMoney(money: Money): string {
   return `${negative ? '-' : ''}${symbol ?? ''}${body}${symbol ? '' : ` ${money.currency}`}`;
 }
 
-/** The CONTRACT.md JSON shape: {"amount": 12999, "currency": "INR"} with an exact integer. */
+/**
+ * The JSON shape of money (docs/contract.md, Output): {"amount": 12999, "currency": "INR"} with an
+ * exact integer.
+ */
 export function moneyJson(money: Money): { amount: bigint; currency: Currency } {
   return { amount: money.amount, currency: money.currency };
 }

@@ -1,5 +1,5 @@
-// The HTTP intake on node:http. For now: /healthz (the process is alive) and /readyz (the database
-// answers and its migrations are current). Webhook routes join it with the webhook issue.
+// The HTTP intake on node:http: POST /webhooks/<source> (webhooks.ts), /healthz (the process is
+// alive), /readyz (the database answers and its migrations are current) and /metrics (Prometheus).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { migrationsCurrent } from '../db/migration-status.ts';

@@ -1,9 +1,9 @@
-// The bad-input suite (../shared/BAD_INPUTS.md): one table of cases across the CLI and the webhook
-// intake, each with the exit code or HTTP status and the error code it must get. Every case runs
-// against the same seeded database and must leave it exactly as it was: no row inserted, updated or
-// deleted in any table of haat or of the job queue (so: nothing stored, nothing enqueued, no audit
-// row). The CLI cases run twice, with --json (one error document on stdout) and without (a message
-// on stderr); neither may show a stack trace.
+// The bad-input suite (the refusals of docs/contract.md): one table of cases across the CLI and the
+// webhook intake, each with the exit code or HTTP status and the error code it must get. Every case
+// runs against the same seeded database and must leave it exactly as it was: no row inserted, updated
+// or deleted in any table of haat or of the job queue (so: nothing stored, nothing enqueued, no audit
+// row). The CLI cases run twice, with --json (one error document on stdout) and without (a message on
+// stderr); neither may show a stack trace.
 //
 // Some bad inputs are recorded by design and so are not here: a payment for the wrong amount or
 // currency, or for an order that is no longer pending, is kept as an unapplied payment; an accepted
@@ -152,7 +152,8 @@ const BAD_KEYS: readonly [string, string][] = [
 const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', 'true', '[1]', '1000001', '9223372036854775808', '1e400'];
 const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1000000000001', '1e400'];
 
-// Bulk import files (CONTRACT §6): each refused whole, with its rows, and nothing written.
+// Bulk import files (docs/contract.md, Bulk import): each refused whole, with its rows, and nothing
+// written.
 const importDir = await fs.mkdtemp(path.join(os.tmpdir(), 'haat-bad-import-'));
 after(() => fs.rm(importDir, { recursive: true, force: true }));
 let importFiles = 0;
@@ -911,7 +912,7 @@ describe('bad input, from one table across the CLI and the webhook intake: refus
     });
   }
 
-  test('the table covers every family of BAD_INPUTS.md that reaches each surface', () => {
+  test('the table covers every family of bad input that reaches each surface', () => {
     assert.ok(cases.length >= 230, `${cases.length} cases`);
     const cli = new Set(cases.filter((c) => 'cli' in c).map((c) => c.kind));
     const http = new Set(cases.filter((c) => 'http' in c).map((c) => c.kind));

@@ -1,6 +1,6 @@
-// Every accepted event is visible (CONTRACT §6): `haat events list/show` over the real intake and
-// the real write path, with state and outcome; an order.placed that cannot become a pending order
-// is still an order, rejected with its reason; filters and bad input.
+// Every accepted event is visible (docs/contract.md, Events): `haat events list/show` over the real
+// intake and the real write path, with state and outcome; an order.placed that cannot become a pending
+// order is still an order, rejected with its reason; filters and bad input.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { z } from 'zod';

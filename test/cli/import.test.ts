@@ -1,4 +1,4 @@
-// haat import skus|stock through the real CLI (CONTRACT §6 "Bulk import"): whole-file validation,
+// haat import skus|stock through the real CLI (docs/contract.md, Bulk import): whole-file validation,
 // replays, an import killed midway and run again, --skip-invalid, --dry-run, standard input, the
 // size limit, and the progress bar (only at a terminal). "Nothing written" is the footprint of every
 // table of haat and of the job queue, unchanged.

@@ -1,5 +1,6 @@
-// Logs (CONTRACT §6): JSON lines on stderr (time ISO-8601 in UTC), readable lines when stderr is a
-// terminal, LOG_FORMAT=json|pretty overriding the choice; readable times in the operator's zone.
+// Logs (docs/contract.md, Logs): JSON lines on stderr (time ISO-8601 in UTC), readable lines when
+// stderr is a terminal, LOG_FORMAT=json|pretty overriding the choice; readable times in the operator's
+// zone.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';

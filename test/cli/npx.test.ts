@@ -1,5 +1,5 @@
-// `npx haat …` prints haat's output only (CONTRACT §6), even when npm runs on an older Node than
-// the pinned Node 24 (it would warn EBADENGINE on every call without the project's .npmrc).
+// `npx haat …` prints haat's output only (docs/contract.md, Set-up), even when npm runs on an older
+// Node than the pinned Node 24 (it would warn EBADENGINE on every call without the project's .npmrc).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';

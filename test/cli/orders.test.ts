@@ -15,7 +15,7 @@ const asActor = (actor: string, ...argv: string[]) => runCli(argv, { env: { ...e
 const json = (stdout: string) => JSON.parse(stdout);
 
 describe('haat order', () => {
-  test('places an order with the CONTRACT JSON shape, prices from the catalog', async () => {
+  test('places an order with the order JSON shape, prices from the catalog', async () => {
     const placed = await cli(
       'order',
       'place',

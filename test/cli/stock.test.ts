@@ -52,7 +52,7 @@ describe('catalog', () => {
 });
 
 describe('stock', () => {
-  test('receive, adjust, show (a table, and the CONTRACT JSON) and list', async () => {
+  test('receive, adjust, show (a table, and the stock JSON) and list', async () => {
     assert.equal((await cli('stock', 'receive', 'TEA-1KG', '10', '--reason', 'delivery')).code, 0);
     const adjusted = await cli('stock', 'adjust', 'TEA-1KG', '-3', '--reason', 'count', '--json');
     assert.equal(adjusted.code, 0, adjusted.stdout);

@@ -1,8 +1,9 @@
-// CONTRACT §6 "Runs from any folder": as root, haat runs from a folder the OS user postgres cannot
-// enter (root's 0700 home, any `mktemp -d` folder), although PostgreSQL runs as postgres there. The
-// project is laid out in a 0700 folder the way `npm ci` leaves it, with the embedded PostgreSQL
-// packages really inside it (the rest of node_modules is linked: what matters is that the binaries
-// and HAAT_HOME are out of postgres's reach), and the CLI runs from there as its own process.
+// Runs from any folder (docs/design.md, The embedded PostgreSQL): as root, haat runs from a folder the
+// OS user postgres cannot enter (root's 0700 home, any `mktemp -d` folder), although PostgreSQL runs as
+// postgres there. The project is laid out in a 0700 folder the way `npm ci` leaves it, with the
+// embedded PostgreSQL packages really inside it (the rest of node_modules is linked: what matters is
+// that the binaries and HAAT_HOME are out of postgres's reach), and the CLI runs from there as its own
+// process.
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';

@@ -1,4 +1,5 @@
-// Reservations under real concurrency: many connections at once, then DESIGN.md invariants 1–3.
+// Reservations under real concurrency: many connections at once, then invariants 1–3
+// (docs/invariants.md).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { z } from 'zod';

@@ -1,6 +1,6 @@
 // Orders on a real PostgreSQL: every transition, the database trigger for every disallowed pair,
 // and races (concurrent placement, confirm vs cancel, confirm vs expiry, two sweeps), with
-// DESIGN.md invariants 1–5 checked after every step.
+// Invariants 1–5 (docs/invariants.md) checked after every step.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { z } from 'zod';
@@ -186,9 +186,10 @@ describe('orders under concurrency', () => {
   });
 
   test('confirm and cancel of one pending order at once: one effect each, in one order, never both on pending', async () => {
-    // CONTRACT.md §4 allows confirmed → cancelled, so when the confirmation commits first the
-    // cancel is a cancellation of a confirmed order (restock); when the cancel commits first the
-    // confirmation is refused with exit 3. Either way the order left pending exactly once.
+    // The state table (docs/contract.md, Orders) allows confirmed → cancelled, so when the confirmation
+    // commits first the cancel is a cancellation of a confirmed order (restock); when the cancel
+    // commits first the confirmation is refused with exit 3. Either way the order left pending exactly
+    // once.
     for (let round = 0; round < 6; round++) {
       const o = orderOf(await place({ TEA: 1 }));
       const [confirmed, cancelled] = await Promise.all([

@@ -8,7 +8,7 @@ export const disallowedPairs = orderStates.flatMap((from) =>
 );
 
 describe('the order state machine', () => {
-  test('is exactly the table of CONTRACT.md §4', () => {
+  test('is exactly the state table of docs/contract.md', () => {
     assert.deepEqual(allowedPairs, [
       ['pending', 'confirmed'],
       ['pending', 'cancelled'],

@@ -1,5 +1,6 @@
 // The webhook intake over real HTTP: signatures made by the standardwebhooks library's own signer,
-// every response status of CONTRACT.md §3, duplicates, and events applied by the write path.
+// every response status of docs/contract.md (Webhook intake), duplicates, and events applied by the
+// write path.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Webhook } from 'standardwebhooks';

@@ -1,6 +1,6 @@
 // Crash safety with real processes: 100 signed webhooks (and duplicates) while a worker process is
 // SIGKILLed mid-stream and another takes over. Every event ends with exactly one outcome, no order
-// is placed twice, and DESIGN.md invariants 1–5 hold.
+// is placed twice, and invariants 1–5 (docs/invariants.md) hold.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { describe, test } from 'node:test';

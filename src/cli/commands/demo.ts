@@ -1,7 +1,7 @@
-// haat demo [--keep]: the scripted tour of src/demo on a fresh database (CONTRACT §6). Each step
-// prints its claim, what it did and saw, and ✔ or ✘; exit 0 only when every check holds, otherwise
-// exit 1 demo_failed. --json: {"ok", "steps": [{name, claim, ok, details}], …} once it is done; on
-// failure the same document with "ok": false and the error beside it.
+// haat demo [--keep]: the scripted tour of src/demo on a fresh database (docs/contract.md, The demo).
+// Each step prints its claim, what it did and saw, and ✔ or ✘; exit 0 only when every check holds,
+// otherwise exit 1 demo_failed. --json: {"ok", "steps": [{name, claim, ok, details}], …} once it is
+// done; on failure the same document with "ok": false and the error beside it.
 import type { Command } from 'commander';
 import {
   colorWanted,

@@ -1,15 +1,15 @@
-// haat events list · show: every accepted webhook event, its state and its outcome (CONTRACT §6).
-// Reads only; always allowed, in maintenance too.
+// haat events list · show: every accepted webhook event, its state and its outcome (docs/contract.md,
+// Events). Reads only; always allowed, in maintenance too.
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { type EventFilter, eventStates, findEvent, listEvents } from '../../db/events.ts';
 import { eventSchemas, sources } from '../../domain/events.ts';
 import { ErrorCodes, invalidInput, notFound } from '../../errors.ts';
+import { humanTime } from '../../time.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
-import { humanTime } from '../../time.ts';
 
 const eventTypes = Object.keys(eventSchemas);
 const outcomeCodes = ['applied', ...Object.keys(ErrorCodes)];

@@ -5,10 +5,10 @@ import { findOrder } from '../../db/orders.ts';
 import { OrderKey } from '../../domain/commands.ts';
 import { type Currency, formatMoney, moneyJson } from '../../domain/money.ts';
 import { notFound } from '../../errors.ts';
+import { humanTime } from '../../time.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { table } from '../output.ts';
-import { humanTime } from '../../time.ts';
 
 export function registerMoneyCommands(program: Command, base: BaseDeps): void {
   program

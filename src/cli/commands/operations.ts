@@ -8,11 +8,11 @@ import { inTransaction } from '../../db/transaction.ts';
 import { toJsonText } from '../../domain/json.ts';
 import { type SettingKey, settingSchemas } from '../../domain/settings.ts';
 import { invalidInput, notFound } from '../../errors.ts';
+import { humanTime } from '../../time.ts';
 import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { confirmOrRefuse, requireValue } from '../prompts.ts';
-import { humanTime } from '../../time.ts';
 
 const settingKeys = Object.keys(settingSchemas) as SettingKey[];
 

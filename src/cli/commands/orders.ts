@@ -8,12 +8,12 @@ import { OrderKey } from '../../domain/commands.ts';
 import { type Currency, formatMoney } from '../../domain/money.ts';
 import { isOrderState, orderStates } from '../../domain/orders/states.ts';
 import { invalidInput, notFound } from '../../errors.ts';
+import { humanTime } from '../../time.ts';
 import { expireReservations } from '../../worker/tasks/expire-reservations.ts';
 import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
 import { smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
-import { humanTime } from '../../time.ts';
 import { runWrite, type WriteOptions, writeOptions } from '../write.ts';
 
 type Money = { amount: bigint | number; currency: string };

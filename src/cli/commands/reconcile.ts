@@ -1,4 +1,4 @@
-// haat reconcile: every DESIGN.md invariant; exit 0 only when all hold (otherwise exit 1,
+// haat reconcile: every invariant of docs/invariants.md; exit 0 only when all hold (otherwise exit 1,
 // invariant_violation, with every check and its offending rows). Always allowed, in maintenance too.
 import type { Command } from 'commander';
 import { reconcile } from '../../db/reconcile.ts';

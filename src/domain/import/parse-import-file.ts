@@ -1,5 +1,5 @@
-// Bulk import files (CONTRACT §6 "Bulk import"): a CSV file with a header line, read strictly before
-// any row is looked at. Pure: bytes in, named rows or refusals out, each refusal with its line.
+// Bulk import files (docs/contract.md, Bulk import): a CSV file with a header line, read strictly
+// before any row is looked at. Pure: bytes in, named rows or refusals out, each refusal with its line.
 // - Size: at most MAX_IMPORT_BYTES; the caller refuses a larger input before reading it all.
 // - Text: UTF-8 only (decoded with a fatal decoder, so no byte is ever replaced). One UTF-8 byte
 //   order mark at the very start is accepted and dropped: Excel's "CSV UTF-8" export writes one, and

@@ -1,6 +1,6 @@
-// The order state machine: CONTRACT.md §4 as data. `decideTransition` is the only judge of a move;
-// the database's order_transition_rules holds the same table and its trigger refuses anything else.
-// The table is checked when this module loads: every state known, every state reachable.
+// The order state machine (docs/contract.md, Orders) as data. `decideTransition` is the only judge of a
+// move; the database's order_transition_rules holds the same table and its trigger refuses anything
+// else. The table is checked when this module loads: every state known, every state reachable.
 
 export const orderStates = ['pending', 'confirmed', 'shipped', 'delivered', 'cancelled', 'expired', 'rejected', 'refunded'] as const;
 export type OrderState = (typeof orderStates)[number];
