@@ -317,6 +317,15 @@ export async function applyCancel(
   const locked = await lockForMove(tx, p.order, 'cancelled');
   if ('error' in locked) return fail(locked.error);
   const { order } = locked;
+  if (p.only_from !== undefined && order.state !== p.only_from) {
+    return fail(
+      refuse('transition_not_allowed', `order ${order.ref}: a failed payment cancels only a ${p.only_from} order; it is ${order.state}`, {
+        order: order.ref,
+        from: order.state,
+        to: 'cancelled',
+      }),
+    );
+  }
   if (order.state === 'pending') await closeOrderReservations(tx, order.id, 'released', context.command);
   else {
     await restockOrder(tx, order.id, context.command);

@@ -85,7 +85,15 @@ export const OrderShip = z.object({
   payload: z.strictObject({ order: OrderKey, tracking: Text(200).optional() }),
 });
 export const OrderDeliver = z.object({ type: z.literal('order.deliver'), payload: z.strictObject({ order: OrderKey }) });
-export const OrderCancel = z.object({ type: z.literal('order.cancel'), payload: z.strictObject({ order: OrderKey, reason: Text(500) }) });
+export const OrderCancel = z.object({
+  type: z.literal('order.cancel'),
+  payload: z.strictObject({
+    order: OrderKey,
+    reason: Text(500),
+    /** A failed payment cancels only an order still awaiting payment (never a paid one). */
+    only_from: z.literal('pending').optional(),
+  }),
+});
 export const OrderRefund = z.object({ type: z.literal('order.refund'), payload: z.strictObject({ order: OrderKey, reason: Text(500) }) });
 
 export const Command = z.discriminatedUnion('type', [

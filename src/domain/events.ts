@@ -68,7 +68,11 @@ export function eventToCommand(source: Source, body: unknown): { ok: true; event
           payload: { order: d.order_ref, payment_ref: d.payment_ref, amount: d.amount, currency: d.currency },
         };
       case 'payment.failed':
-        return { type: 'order.cancel', payload: { order: d.order_ref, reason: `payment ${d.payment_ref} failed: ${d.reason}` } };
+        // Only an order awaiting payment is cancelled by it: a paid order's money is not undone by a stray failure.
+        return {
+          type: 'order.cancel',
+          payload: { order: d.order_ref, reason: `payment ${d.payment_ref} failed: ${d.reason}`, only_from: 'pending' },
+        };
       case 'shipment.dispatched':
         return { type: 'order.ship', payload: { order: d.order_ref, tracking: d.tracking } };
       case 'shipment.delivered':

@@ -14,7 +14,7 @@ import { startIntake } from '../../src/intake/server.ts';
 import { signedHeaders } from '../../src/intake/sign.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { databaseProxy } from '../helpers/proxy.ts';
-import { seedCatalog, silent } from '../helpers/seed.ts';
+import { mustApply, seedCatalog, silent } from '../helpers/seed.ts';
 
 const db = await createTestDatabase();
 await seedCatalog(db.pool, { 'TEA-1KG': 10 });
@@ -224,6 +224,29 @@ describe('events become commands', () => {
     assert.equal((await send(usd, { id: 'evt_usd' })).status, 202);
     const outcome = await applyCommand(db.pool, 'webhook:storefront', 'evt_usd', silent);
     assert.equal(outcome?.ok === false && outcome.error.code, 'currency_mismatch');
+  });
+});
+
+describe('payment.failed for a paid order', () => {
+  test('is refused (transition_not_allowed): the order stays confirmed, its stock and ledger untouched', async () => {
+    await mustApply(db.pool, { type: 'stock.receive', payload: { sku: 'TEA-1KG', qty: '1' } });
+    assert.equal((await send(placed('W-paid'), { id: 'evt_paid_1' })).status, 202);
+    await applyCommand(db.pool, 'webhook:storefront', 'evt_paid_1', silent);
+    const pay = event('payment.captured', { order_ref: 'W-paid', payment_ref: 'pay_w_paid', amount: 12999, currency: 'INR' });
+    assert.equal((await send(pay, { source: 'payments', id: 'evt_paid_2' })).status, 202);
+    const captured = await applyCommand(db.pool, 'webhook:payments', 'evt_paid_2', silent);
+    assert.equal(captured?.ok, true, JSON.stringify(captured, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    const ledger = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from postings`);
+    const postings = await ledger();
+    const onHand = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select on_hand as n from inventory where sku = 'TEA-1KG'`);
+    const stock = await onHand();
+    const failed = event('payment.failed', { order_ref: 'W-paid', payment_ref: 'pay_other', reason: 'card_declined' });
+    assert.equal((await send(failed, { source: 'payments', id: 'evt_paid_3' })).status, 202);
+    const outcome = await applyCommand(db.pool, 'webhook:payments', 'evt_paid_3', silent);
+    assert.equal(outcome?.ok === false && outcome.error.code, 'transition_not_allowed');
+    assert.equal((await findOrder(db.pool, 'W-paid'))?.state, 'confirmed');
+    assert.equal(await ledger(), postings);
+    assert.equal(await onHand(), stock);
   });
 });
 
