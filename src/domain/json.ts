@@ -41,3 +41,39 @@ export function parseJsonExact(text: string, options: { strictNumbers?: boolean 
     return value;
   } as (this: unknown, key: string, value: unknown) => unknown);
 }
+
+/**
+ * The first object key that appears twice in one object of a valid JSON text, or null. JSON.parse
+ * keeps the last of them silently; a sender's parser may keep the first, so such a body is
+ * ambiguous and is refused rather than read either way. Keys are compared decoded (`"q\u0074y"` is
+ * `"qty"`). `text` must already have parsed.
+ */
+export function duplicateKey(text: string): string | null {
+  const frames: { keys: Set<string> | null }[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const keys = frames.at(-1)?.keys;
+      if (expectKey && keys) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === '{') {
+      frames.push({ keys: new Set() });
+      expectKey = true;
+    } else if (c === '[') {
+      frames.push({ keys: null });
+    } else if (c === '}' || c === ']') {
+      frames.pop();
+    } else if (c === ',') {
+      expectKey = frames.at(-1)?.keys != null;
+    }
+  }
+  return null;
+}

@@ -13,7 +13,7 @@ import { sql } from '../db/sql.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { Command, fingerprint, IdempotencyKey } from '../domain/commands.ts';
 import { eventToCommand, type Source, sources } from '../domain/events.ts';
-import { parseJsonExact } from '../domain/json.ts';
+import { duplicateKey, parseJsonExact } from '../domain/json.ts';
 import type { Logger } from '../log.ts';
 import type { WebhookSecrets } from './secrets.ts';
 
@@ -90,10 +90,20 @@ export async function handleWebhook(req: http.IncomingMessage, source: string, d
   if (!verified) return error(401, 'unauthorized', 'signature missing or wrong, or timestamp outside ±5 minutes');
 
   let body: unknown;
+  let text: string;
   try {
-    body = parseJsonExact(utf8.decode(raw), { strictNumbers: true });
+    text = utf8.decode(raw);
+    body = parseJsonExact(text, { strictNumbers: true });
   } catch {
     return error(400, 'invalid_input', 'the body is not JSON (UTF-8)');
+  }
+  const repeated = duplicateKey(text);
+  if (repeated !== null) {
+    return error(
+      400,
+      'invalid_input',
+      `the body names the key ${JSON.stringify(repeated)} twice in one object: ambiguous, so neither is read`,
+    );
   }
   const parsed = eventToCommand(source, body);
   if (!parsed.ok) return error(400, 'invalid_input', parsed.message);

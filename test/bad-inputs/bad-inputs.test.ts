@@ -782,6 +782,16 @@ const cases: readonly Case[] = [
     },
     expect: badRequest,
   },
+  // A key twice in one object, anywhere: the sender's own parser may read either value.
+  ...[
+    ['qty twice in an item', placed().replace('"qty":1', '"qty":1,"qty":1000000')],
+    ['type twice in the envelope', placed().replace('{"type":"order.placed"', '{"type":"order.placed","type":"order.placed"')],
+    ['a key twice, spelled with an escape', placed().replace('"qty":1', '"qty":1,"q\\u0074y":5')],
+    ['ref twice in data', placed().replace('"buyer"', '"ref":"W-9","buyer"')],
+  ].map(
+    ([input, body]) =>
+      ({ kind: 'not JSON or no envelope', input: `duplicate key: ${input}`, http: { body: body as string }, expect: badRequest }) as Case,
+  ),
   // Webhooks: the event's schema.
   { kind: 'schema', input: 'unknown event type', http: { body: eventText('order.shipped', { order_ref: 'P-1' }) }, expect: badRequest },
   { kind: 'schema', input: 'an event from the wrong source', http: { source: 'logistics', body: captured() }, expect: badRequest },
