@@ -35,6 +35,7 @@ const Env = z.object({
     .string()
     .regex(/^[0-9]{3,7}$/, 'must be whole milliseconds (at least 100)')
     .transform(Number)
+    .pipe(z.number().min(100, 'must be whole milliseconds (at least 100)'))
     .default(10_000),
 });
 

@@ -629,6 +629,14 @@ const cases: readonly Case[] = [
     expect: notFound,
   },
   { kind: 'settings', input: 'maintenance on without --reason', cli: ['maintenance', 'on'], expect: invalid },
+  ...['forged\nline', 'bell\u0007', 'rtl\u202e'].map(
+    (message): Case => ({
+      kind: 'settings',
+      input: `maintenance on --message ${JSON.stringify(message)}`,
+      cli: ['maintenance', 'on', '--reason', 'r', '--yes', '--message', message],
+      expect: invalid,
+    }),
+  ),
 
   // Maintenance: domain writes are refused (exit 5) and leave nothing behind.
   {

@@ -78,6 +78,22 @@ describe('the CLI', () => {
     assert.match(parseError(result.stdout).error.message, /DATABASE_URL/);
   });
 
+  test('each environment variable is checked: a bad value is exit 2 naming it', async () => {
+    const cases: [string, string][] = [
+      ['HAAT_WORKER_HEARTBEAT_MS', '000'],
+      ['HAAT_WORKER_HEARTBEAT_MS', '99'],
+      ['HAAT_WAIT_FOR_WORKER_MS', '1.5'],
+      ['PORT', '70000'],
+      ['LOG_LEVEL', 'loud'],
+      ['LOG_FORMAT', 'xml'],
+    ];
+    for (const [name, value] of cases) {
+      const result = await runCli(['db', 'status', '--json'], { env: { [name]: value } });
+      assert.equal(result.code, 2, `${name}=${value}`);
+      assert.match(parseError(result.stdout).error.message, new RegExp(name));
+    }
+  });
+
   test('an unreachable database is database_unavailable, exit 1, with a clear message and no stack', async () => {
     const result = await runCli(['db', 'status', '--json'], { env: { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' } });
     assert.equal(result.code, 1);

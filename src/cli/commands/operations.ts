@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { audit, listAudit, listFlags, listSettings, maintenanceStatus, setFlag, setMaintenance, setSetting } from '../../db/operations.ts';
 import { sql } from '../../db/sql.ts';
 import { inTransaction } from '../../db/transaction.ts';
+import { Text } from '../../domain/catalog.ts';
 import { toJsonText } from '../../domain/json.ts';
 import { type SettingKey, settingSchemas } from '../../domain/settings.ts';
 import { invalidInput, notFound } from '../../errors.ts';
@@ -144,9 +145,11 @@ export function registerOperationCommands(program: Command, base: BaseDeps): voi
     .action(async (opts: { message?: string }, command: Command) => {
       const deps = buildDeps(base, command, 'warn');
       const why = await reason(deps);
+      const message = opts.message === undefined ? undefined : Text(500).safeParse(opts.message);
+      if (message && !message.success) throw invalidInput(`--message ${message.error.issues[0]?.message}`, { option: '--message' });
       await confirmOrRefuse(deps.prompter, deps.globals.yes, 'Turn maintenance mode on? Domain writes will wait until it is off.');
       const row = await deps.withDatabase((db) =>
-        inTransaction(db.pool, (tx) => setMaintenance(tx, true, opts.message ?? null, deps.globals.actor, why)),
+        inTransaction(db.pool, (tx) => setMaintenance(tx, true, message?.data ?? null, deps.globals.actor, why)),
       );
       deps.output.result(row, () => 'maintenance mode is on');
     });
@@ -208,8 +211,8 @@ export function registerOperationCommands(program: Command, base: BaseDeps): voi
             last_error: z.string().nullable(),
           }),
         )`
-          select id::text, task_identifier as task, key, attempts, max_attempts, locked_by, run_at, last_error from graphile_worker.jobs
-          where ${opts.failed ? sql.fragment`attempts >= max_attempts` : sql.fragment`true`} order by id limit 1000`),
+          select j.id::text as id, task_identifier as task, key, attempts, max_attempts, locked_by, run_at, last_error from graphile_worker.jobs j
+          where ${opts.failed ? sql.fragment`attempts >= max_attempts` : sql.fragment`true`} order by j.id limit 1000`),
       );
       deps.output.result(rows, () =>
         rows.length === 0
