@@ -52,12 +52,24 @@ const median = (xs: readonly number[]) => {
   return Math.round((sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2) * 10) / 10;
 };
 
+/** Wall time of one process, spawn to exit, as a shell's `time` sees it: no pipes to drain. */
+function timeOne(args: readonly string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; code: number }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(process.execPath, args, { cwd: root, env, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, code: code ?? -1 }));
+  });
+}
+
 async function timesOf(label: string, runs: number, args: (i: number) => readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const warm = await run(args(-1), env);
+  if (warm.code !== 0) throw new Error(`${label} exited ${warm.code}: ${warm.out.slice(0, 500)}`);
   const times: number[] = [];
-  for (let i = -1; i < runs; i++) {
-    const result = await run(args(i), env);
-    if (result.code !== 0) throw new Error(`${label} exited ${result.code}: ${result.out.slice(0, 500)}`);
-    if (i >= 0) times.push(result.ms);
+  for (let i = 0; i < runs; i++) {
+    const result = await timeOne(args(i), env);
+    if (result.code !== 0) throw new Error(`${label} exited ${result.code} (run ${i + 1})`);
+    times.push(result.ms);
   }
   return median(times);
 }

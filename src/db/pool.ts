@@ -66,5 +66,10 @@ export async function createDatabasePool(url: string, options: PoolOptions = {})
     transactionRetryLimit: 0,
     captureStackTrace: false,
     idleTimeout: 10_000,
+    // slonik's default runs DISCARD ALL at every release (~8 ms here: a round trip, and every plan
+    // cache of the session lost). haat leaves no session state on a pooled connection: settings are
+    // `set local` inside a transaction or given at connect, and LISTEN, advisory locks and temp tables
+    // live on connections of their own (test/db/pool.test.ts holds the code to that).
+    resetConnection: async () => undefined,
   });
 }

@@ -43,6 +43,37 @@ describe('the pool', () => {
     assert.equal(row.lock, '10s');
     assert.equal(row.idle, '1min');
   });
+
+  test('a pooled connection is reused without DISCARD ALL: nothing in haat leaves session state on one', async () => {
+    const pool = await createDatabasePool(db.url, { maxPoolSize: 1 });
+    try {
+      const pid = () => pool.oneFirst(sql.type(z.object({ pid: z.number() }))`select pg_backend_pid() as pid`);
+      const first = await pid();
+      await pool.transaction((tx) => tx.query(sql.unsafe`set local lock_timeout = '1s'`));
+      assert.equal(await pid(), first, 'the same connection');
+      const lock = await pool.oneFirst(sql.type(z.object({ v: z.string() }))`select current_setting('lock_timeout') as v`);
+      assert.equal(lock, '10s', 'a transaction-local setting ends with its transaction');
+    } finally {
+      await pool.end();
+    }
+    // Session state belongs on connections of its own: no pooled query in src/ sets a session
+    // setting, LISTENs, takes a session advisory lock or makes a temp table.
+    const fs = await import('node:fs/promises');
+    const path = await import('node:path');
+    const root = path.resolve(import.meta.dirname, '../../src');
+    const files = (await fs.readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts'));
+    for (const file of files) {
+      const text = await fs.readFile(path.join(root, file), 'utf8');
+      for (const [pattern, what] of [
+        [/sql\.(unsafe|fragment|type\([^)]*\))`\s*set (?!local)/i, 'a session SET'],
+        [/sql\.[a-z]+`[^`]*\blisten\b/i, 'LISTEN'],
+        [/sql\.[a-z]+`[^`]*pg_advisory_lock\(/i, 'a session advisory lock'],
+        [/sql\.[a-z]+`[^`]*create temp/i, 'a temp table'],
+      ] as const) {
+        assert.doesNotMatch(text, pattern, `${file}: ${what} on a pooled connection`);
+      }
+    }
+  });
 });
 
 describe('database error mapping', () => {
