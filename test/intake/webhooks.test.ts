@@ -235,7 +235,11 @@ describe('payment.failed for a paid order', () => {
     const pay = event('payment.captured', { order_ref: 'W-paid', payment_ref: 'pay_w_paid', amount: 12999, currency: 'INR' });
     assert.equal((await send(pay, { source: 'payments', id: 'evt_paid_2' })).status, 202);
     const captured = await applyCommand(db.pool, 'webhook:payments', 'evt_paid_2', silent);
-    assert.equal(captured?.ok, true, JSON.stringify(captured, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
+    assert.equal(
+      captured?.ok,
+      true,
+      JSON.stringify(captured, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+    );
     const ledger = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from postings`);
     const postings = await ledger();
     const onHand = () => db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select on_hand as n from inventory where sku = 'TEA-1KG'`);
