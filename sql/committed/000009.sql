@@ -1,5 +1,5 @@
 --! Previous: sha1:7a531fee676d1dc301c4f368a3604a1185ec98a9
---! Hash: sha1:08110a8a7860d4cc9ee85d4fe51a1e38ab647081
+--! Hash: sha1:e0ac1aee91d641680f4ec6ff64f29f7e75613283
 
 -- Every accepted event ends in an outcome an operator can see, kept as long as the event itself.
 --
@@ -52,39 +52,43 @@ create function placement_ref(scope text, key text) returns text language sql im
   return 'O-' || upper(left(encode(sha256(convert_to(scope || ':' || key, 'UTF8')), 'hex'), 12));
 
 -- Carry-over 1: finished placements refused for an unknown SKU, a currency or an invalid total
--- that left no order.
+-- that left no order. One placement per ref (the earliest) makes the order, its lines and its
+-- transition; a later one for the same ref is what a taken ref is: no second order.
 create temp table lost_placements on commit drop as
-  select k.scope, k.key, k.actor, k.payload, k.completed_at,
-         coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)) as ref,
-         case k.outcome -> 'error' ->> 'code'
-           when 'not_found' then 'unknown_sku'
-           when 'currency_mismatch' then 'currency_mismatch'
-           else 'invalid_order' end as reject_reason,
-         coalesce(
-           (select c.code from currencies c where c.code = k.payload ->> 'currency'),
-           (select s.currency from skus s where s.code = any (array(select jsonb_array_elements(k.payload -> 'items') ->> 'sku')) order by s.code limit 1),
-           'INR') as currency
-  from idempotency_keys k
-  where k.command_type = 'order.place' and k.state = 'done'
-    and k.outcome -> 'error' ->> 'code' in ('not_found', 'currency_mismatch', 'invalid_input')
-    and not exists (select 1 from orders o where o.ref = coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)));
+  select distinct on (ref) *
+  from (
+    select k.scope, k.key, k.actor, k.payload, k.completed_at,
+           coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)) as ref,
+           case k.outcome -> 'error' ->> 'code'
+             when 'not_found' then 'unknown_sku'
+             when 'currency_mismatch' then 'currency_mismatch'
+             else 'invalid_order' end as reject_reason,
+           coalesce(
+             (select c.code from currencies c where c.code = k.payload ->> 'currency'),
+             (select s.currency from skus s where s.code = any (array(select jsonb_array_elements(k.payload -> 'items') ->> 'sku')) order by s.code limit 1),
+             'INR') as currency
+    from idempotency_keys k
+    where k.command_type = 'order.place' and k.state = 'done'
+      and k.outcome -> 'error' ->> 'code' in ('not_found', 'currency_mismatch', 'invalid_input')
+  ) p
+  where not exists (select 1 from orders o where o.ref = p.ref)
+  order by ref, completed_at, scope, key;
 
 insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, created_at, updated_at)
-  select distinct on (ref) ref, left(coalesce(payload ->> 'buyer', 'unknown'), 200), currency, 'rejected', 0, reject_reason, 0, completed_at, completed_at
-  from lost_placements order by ref, completed_at;
+  select ref, left(coalesce(nullif(payload ->> 'buyer', ''), 'unknown'), 200), currency, 'rejected', 0, reject_reason, 0, completed_at, completed_at
+  from lost_placements;
 insert into order_requested_items (order_id, line, sku, qty)
   select o.id, i.line, left(i.item ->> 'sku', 200), (i.item ->> 'qty')::bigint
   from lost_placements l join orders o on o.ref = l.ref
   cross join lateral jsonb_array_elements(l.payload -> 'items') with ordinality as i(item, line)
-  where i.line <= 100 and (i.item ->> 'qty') ~ '^[1-9][0-9]{0,17}$'
-  on conflict do nothing;
+  where i.line <= 100 and length(i.item ->> 'sku') > 0 and (i.item ->> 'qty') ~ '^[1-9][0-9]{0,17}$';
 insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key, at)
-  select distinct on (o.id) o.id, null, 'rejected', l.actor, l.reject_reason || ' (recorded by migration 000009)', l.scope, l.key, l.completed_at
-  from lost_placements l join orders o on o.ref = l.ref
-  where not exists (select 1 from order_transitions t where t.order_id = o.id)
-  order by o.id, l.completed_at;
+  select o.id, null, 'rejected', l.actor, l.reject_reason || ' (recorded by migration 000009)', l.scope, l.key, l.completed_at
+  from lost_placements l join orders o on o.ref = l.ref;
 
--- Carry-over 2: the outcome of every finished event.
+-- Carry-over 2: the outcome of every finished event. An event whose idempotency key was already
+-- purged (past its retention) and that has no job left finished long ago, its outcome unknown now:
+-- it is recorded as `unknown`, so that it is not reported as lost forever.
 insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome, recorded_at)
   select e.source, e.webhook_id,
          case when (k.outcome ->> 'ok')::boolean then 'applied' else k.outcome -> 'error' ->> 'code' end,
@@ -92,3 +96,14 @@ insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempt
   from webhook_events e
   join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id
   where k.state = 'done';
+insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome, recorded_at)
+  select e.source, e.webhook_id, 'unknown', null, 1,
+         jsonb_build_object('ok', false, 'error', jsonb_build_object(
+           'code', 'unknown',
+           'message', 'finished before haat kept event outcomes; its idempotency key was purged after its retention',
+           'details', '{}'::jsonb)),
+         e.received_at
+  from webhook_events e
+  where not exists (select 1 from idempotency_keys k where k.scope = 'webhook:' || e.source and k.key = e.webhook_id)
+    and not exists (select 1 from graphile_worker.jobs j where j.key = 'cmd:webhook:' || e.source || ':' || e.webhook_id)
+    and e.received_at < now() - interval '1 hour';

@@ -1,5 +1,5 @@
---! Previous: sha1:08110a8a7860d4cc9ee85d4fe51a1e38ab647081
---! Hash: sha1:d63fc2e8446c176b23d85590af7de6805d57f2d5
+--! Previous: sha1:e0ac1aee91d641680f4ec6ff64f29f7e75613283
+--! Hash: sha1:e5c92da70c9698279154c64cf8ba1c937c4aad26
 
 -- The webhook inbox and the payments are append-only against TRUNCATE too, like every other
 -- history table (an UPDATE or DELETE was already refused row by row).

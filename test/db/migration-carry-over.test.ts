@@ -39,6 +39,33 @@ test('placements that left no order become rejected orders; finished events get 
               ${sql.jsonb({ ok: false, error: { code, message: 'refused', details: {} } })}, now())`);
   }
 
+  // Two lost placements for one ref: the earliest makes the order, lines and buyer all its own.
+  for (const [id, buyer, items, at] of [
+    ['evt-dup-1', 'b-first', [{ sku: 'GONE-C', qty: '7' }], '1 hour'],
+    [
+      'evt-dup-2',
+      'b-second',
+      [
+        { sku: 'GONE-A', qty: '1' },
+        { sku: 'GONE-B', qty: '2' },
+      ],
+      '1 minute',
+    ],
+  ] as const) {
+    const payload = { ref: 'S-DUP', buyer, currency: 'INR', items };
+    await db.pool.query(sql.unsafe`
+      insert into webhook_events (source, webhook_id, event_type, body_sha256, body)
+      values ('storefront', ${id}, 'order.placed', repeat('c', 64), '{}')`);
+    await db.pool.query(sql.unsafe`
+      insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, state, outcome, created_at, completed_at)
+      values ('webhook:storefront', ${id}, repeat('a', 64), 'order.place', ${sql.jsonb(payload)}, 'webhook:storefront', 'done',
+              ${sql.jsonb({ ok: false, error: { code: 'not_found', message: 'refused', details: {} } })}, now() - ${at}::interval, now() - ${at}::interval)`);
+  }
+  // An event finished so long ago that its key was purged (past the retention), and no job left.
+  await db.pool.query(sql.unsafe`
+    insert into webhook_events (source, webhook_id, event_type, body_sha256, body, received_at)
+    values ('payments', 'evt-purged', 'payment.failed', repeat('d', 64), '{}', now() - interval '40 days')`);
+
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
@@ -64,5 +91,14 @@ test('placements that left no order become rejected orders; finished events get 
   assert.equal(event?.state, 'done');
   assert.equal(event?.outcome?.code, 'not_found');
   assert.equal(event?.order, 'S-OLD-1');
+  const dup = JSON.parse((await runCli(['order', 'show', 'S-DUP', '--json'], { env: { DATABASE_URL: db.url } })).stdout);
+  assert.equal(dup.buyer, 'b-first');
+  assert.deepEqual(dup.requested_items, [{ sku: 'GONE-C', qty: 7 }]);
+  const dupHistory = JSON.parse((await runCli(['order', 'history', 'S-DUP', '--json'], { env: { DATABASE_URL: db.url } })).stdout);
+  assert.equal(dupHistory.length, 1);
+  const purged = await findEvent(db.pool, 'payments', 'evt-purged');
+  assert.equal(purged?.state, 'done');
+  assert.equal(purged?.outcome?.code, 'unknown');
+  assert.match(purged?.outcome?.message ?? '', /purged after its retention/);
   // The test database's reconcile (after this test) must now pass: nothing is lost any more.
 });
