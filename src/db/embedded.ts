@@ -140,9 +140,28 @@ export function connectionUrl(
  * that reuses a running server pays for one connection only, its own.
  */
 async function serverStillRuns(info: z.infer<typeof ServerInfo>): Promise<boolean> {
-  if (!isAlive(info.ownerPid) || info.postmasterPid === null || !isAlive(info.postmasterPid)) return false;
+  if (info.ownerPid === process.pid || !isAlive(info.ownerPid) || info.postmasterPid === null || !isAlive(info.postmasterPid)) {
+    return false;
+  }
   const lines = (await fs.readFile(path.join(info.dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n');
-  return Number(lines[0]) === info.postmasterPid && Number(lines[3]) === info.port && lines[7]?.trim() === 'ready';
+  if (Number(lines[0]) !== info.postmasterPid || Number(lines[3]) !== info.port || lines[7]?.trim() !== 'ready') return false;
+  return isPostmasterOf(info.postmasterPid, info.dataDir, info.port);
+}
+
+/**
+ * postmaster.pid outlives an unclean stop, and pids are recycled (after a reboot, say): is `pid`
+ * still a postmaster started on this data folder (and port)? Read from /proc; where it cannot
+ * tell, the answer is no (a reuse then connects to make sure; an orphan is left alone).
+ */
+async function isPostmasterOf(pid: number, dataDir: string, port?: number): Promise<boolean> {
+  const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  const at = argv.indexOf('-D');
+  const started = argv[at + 1];
+  if (at < 0 || started === undefined) return false;
+  // HAAT_HOME/pg may be a link to a relocated data folder: compare the folders, not the spellings.
+  const real = (p: string) => fs.realpath(p).catch(() => p);
+  if ((await real(started)) !== (await real(dataDir))) return false;
+  return port === undefined || argv[argv.indexOf('-p') + 1] === String(port);
 }
 
 async function canConnect(url: string): Promise<boolean> {
@@ -169,6 +188,18 @@ async function postmasterPid(dataDir: string): Promise<number | undefined> {
 async function stopOrphan(dataDir: string, log: Logger): Promise<void> {
   const pid = await postmasterPid(dataDir);
   if (pid === undefined || !isAlive(pid)) return;
+  if (!(await isPostmasterOf(pid, dataDir))) {
+    // A recycled pid (after a reboot, say): never signal it. Where /proc shows it is another
+    // program, the lock file is stale and is removed (PostgreSQL would refuse to start beside a
+    // live pid of its own user).
+    const known = await fs.readFile(`/proc/${pid}/cmdline`).then(
+      () => true,
+      () => false,
+    );
+    log.warn({ pid, dataDir, removed: known }, "postmaster.pid names a process that is not this data folder's PostgreSQL: a stale file");
+    if (known) await fs.rm(path.join(dataDir, 'postmaster.pid'), { force: true });
+    return;
+  }
   log.warn({ pid }, 'stopping an embedded PostgreSQL left behind by a process that exited');
   process.kill(pid, 'SIGINT');
   for (let i = 0; i < 300 && isAlive(pid); i++) await sleep(100);
