@@ -99,6 +99,10 @@ export async function maintenanceOnForCommand(tx: DatabaseTransaction): Promise<
 }
 
 export async function setMaintenance(tx: DatabaseTransaction, enabled: boolean, message: string | null, actor: string, reason: string) {
+  // Every command holds the row FOR SHARE while it runs; a FOR UPDATE would wait behind an endless
+  // overlap of them (share lockers pass a waiting one). A table lock queues fairly: it waits for the
+  // commands running now, and commands that come later wait for it. Plain reads are never blocked.
+  await tx.query(sql.unsafe`lock table maintenance in exclusive mode`);
   const old = await tx.one(sql.type(MaintenanceRow)`select enabled, message, updated_at from maintenance for update`);
   const row = await tx.one(sql.type(MaintenanceRow)`
     update maintenance set enabled = ${enabled}, message = ${enabled ? message : null}, updated_at = now() returning enabled, message, updated_at`);
