@@ -98,6 +98,18 @@ describe('import skus, then stock', () => {
     );
     assert.equal(reason, 'delivery 42');
 
+    // Next week's delivery, line for line the same: replayed under the file's digest, and said so.
+    const nextWeek = await csv('sku,qty,reason\nHAPPY-1,10,delivery 42\nHAPPY-2,3,\n');
+    const nextWeekRun = await cli('import', 'stock', nextWeek);
+    assert.equal(nextWeekRun.code, 0);
+    assert.equal(nextWeekRun.stdout, 'import stock: 0 applied, 2 replayed, 0 skipped\n');
+    assert.match(nextWeekRun.stderr, /note: 2 row\(s\) were applied before.*needs its own --idempotency-key/);
+    assert.deepEqual(await stockOf('HAPPY-1'), { on_hand: 10n, movements: 1n });
+    const ownKey = await cli('import', 'stock', nextWeek, '--idempotency-key', 'delivery-43');
+    assert.equal(ownKey.stdout, 'import stock: 2 applied, 0 replayed, 0 skipped\n');
+    assert.doesNotMatch(ownKey.stderr, /note:/);
+    assert.deepEqual(await stockOf('HAPPY-1'), { on_hand: 20n, movements: 2n });
+
     // The same files again: nothing is applied twice, and nothing at all is written.
     const before = await footprint(db.pool);
     const again = await cli('import', 'skus', skus, '--json');

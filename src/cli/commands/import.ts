@@ -153,6 +153,14 @@ async function runImport(deps: Deps, kind: ImportKind, source: string, flags: Im
     progress?.stop();
     const { rows: _none, ...shown } = report;
     deps.output.result(shown, () => human(kind, report));
+    // A stock delivery whose lines equal an earlier one's (next week's, say) replays it when run
+    // under the same key: say so, loudly, so that it is not taken for a received delivery.
+    const replayed = report.dry_run ? report.to_replay : report.replayed;
+    if (replayed !== undefined && replayed > 0) {
+      deps.io.stderr.write(
+        `note: ${replayed} row(s) were applied before, by an import with the same idempotency key${prefix === undefined ? " (the file's digest: the same lines as an earlier file)" : ''}, and were not applied again. A new delivery with the same lines needs its own --idempotency-key, e.g. --idempotency-key delivery-2026-12-01.\n`,
+      );
+    }
   } catch (error) {
     progress?.stop();
     if (error instanceof HaatError) explain(deps, error);
