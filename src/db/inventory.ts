@@ -28,11 +28,15 @@ export async function listStock(db: Queryable, options: { limit: number; after?:
     order by sku limit ${options.limit}`);
 }
 
-/** Locks the SKUs' inventory rows, in ascending SKU order. Missing SKUs are simply absent. */
+/**
+ * Locks the SKUs' inventory rows, in ascending SKU order. Missing SKUs are simply absent. The order
+ * is byte order (collate "C"), the order JavaScript sorts SKU codes in, whatever the database's
+ * collation: every writer (a batch of imports too) locks in one order, so none deadlocks another.
+ */
 export async function lockStock(tx: DatabaseTransaction, skus: readonly string[]): Promise<readonly StockRow[]> {
   const sorted = [...new Set(skus)].sort();
   return tx.any(sql.type(StockRow)`
-    select ${stockColumns} from inventory where sku = any(${sql.array(sorted, 'text')}) order by sku for update`);
+    select ${stockColumns} from inventory where sku = any(${sql.array(sorted, 'text')}) order by sku collate "C" for update`);
 }
 
 /** Sets on_hand by a delta on a locked row and records the movement. The caller decided it. */
