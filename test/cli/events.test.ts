@@ -160,7 +160,8 @@ describe('haat events', () => {
     const early = body('payment.captured', { order_ref: 'S-LATER', payment_ref: 'pay-later', amount: 12999, currency: 'INR' });
     assert.equal(await intake.send('payments', 'evt-early', early), 202);
     let event: { json: { state: string; attempts: number; last_error: string | null; outcome: { code: string } | null } };
-    for (;;) {
+    for (let i = 0; ; i++) {
+      assert.ok(i < 600, 'the early payment was attempted within 30 s');
       event = await cli('events', 'show', 'payments', 'evt-early');
       if (event.json.state === 'retrying') break;
       assert.equal(event.json.state, 'queued');
@@ -169,13 +170,14 @@ describe('haat events', () => {
     assert.equal(event.json.attempts, 1);
     assert.match(event.json.last_error ?? '', /not found yet/);
     await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b', ref: 'S-LATER', items: [{ sku: 'TEA-1KG', qty: '1' }] } });
-    for (;;) {
+    for (let i = 0; ; i++) {
+      assert.ok(i < 600, 'the early payment was applied within 60 s of its order');
       event = await cli('events', 'show', 'payments', 'evt-early');
       if (event.json.state === 'done') break;
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(event.json.outcome?.code, 'applied');
-    assert.equal(event.json.attempts, 2, 'the attempt that applied it');
+    assert.ok(event.json.attempts >= 2, 'the attempt that applied it is a later one');
     assert.equal(event.json.last_error, null);
     await worker.stop();
   });
