@@ -100,5 +100,10 @@ test('placements that left no order become rejected orders; finished events get 
   assert.equal(purged?.state, 'done');
   assert.equal(purged?.outcome?.code, 'unknown');
   assert.match(purged?.outcome?.message ?? '', /purged after its retention/);
+  const listed = JSON.parse((await runCli(['events', 'list', '--outcome', 'unknown', '--json'], { env: { DATABASE_URL: db.url } })).stdout);
+  assert.deepEqual(
+    listed.map((e: { id: string }) => e.id),
+    ['evt-purged'],
+  );
   // The test database's reconcile (after this test) must now pass: nothing is lost any more.
 });

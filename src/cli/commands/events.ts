@@ -12,7 +12,8 @@ import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
 
 const eventTypes = Object.keys(eventSchemas);
-const outcomeCodes = ['applied', ...Object.keys(ErrorCodes)];
+// 'unknown': events finished before outcomes were kept, their keys already purged (migration 000009).
+const outcomeCodes = ['applied', 'unknown', ...Object.keys(ErrorCodes)];
 const WebhookId = z.string().regex(/^[ -~]{1,255}$/, 'a webhook id is 1–255 printable ASCII characters');
 const Since = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time with its offset, e.g. 2026-12-01T06:00:00Z' });
 
