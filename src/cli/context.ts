@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
-import { type Database, openDatabase } from '../db/connect.ts';
+import { type Database, openDatabase, untilConnected } from '../db/connect.ts';
 import { committedMigrations, migrationsCurrent } from '../db/migration-status.ts';
 import { Text } from '../domain/catalog.ts';
 import { HaatError } from '../errors.ts';
@@ -39,7 +39,7 @@ export type Deps = {
    * Opens the database (starting the embedded one if needed), runs `fn`, then closes it. Unless
    * `migrated: false`, refuses with not_migrated when the schema is not current.
    */
-  withDatabase<T>(fn: (db: Database) => Promise<T>, options?: { migrated?: boolean }): Promise<T>;
+  withDatabase<T>(fn: (db: Database) => Promise<T>, options?: { migrated?: boolean; untilConnected?: boolean }): Promise<T>;
 };
 
 export type BaseDeps = {
@@ -72,7 +72,10 @@ export function buildDeps(base: BaseDeps, command: Command, defaultLogLevel: 'in
     log,
     output: createOutput(base.io, globals.json),
     withDatabase: async (fn, options) => {
-      const db = await openDatabase(base.config, log);
+      // Long-running services wait out a database that is restarting; a one-shot command fails at once.
+      const db = options?.untilConnected
+        ? await untilConnected('opening the database', () => openDatabase(base.config, log), log)
+        : await openDatabase(base.config, log);
       try {
         if (options?.migrated !== false && !(await migrationsCurrent(db.pool, (await committedMigrations()).at(-1)))) {
           throw new HaatError('not_migrated', 'the database schema is not current: run `haat db migrate` (or `haat up`)');

@@ -1,8 +1,10 @@
 // Where the database is: DATABASE_URL when set (that server, untouched), otherwise the embedded
 // PostgreSQL under HAAT_HOME, reused when another haat process runs it, started when none does.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.ts';
 import { type Logger, redactUrl } from '../log.ts';
 import { type EmbeddedServer, ensureEmbeddedServer } from './embedded.ts';
+import { isConnectionFailure } from './errors.ts';
 import { createDatabasePool, type DatabasePool, type PoolOptions } from './pool.ts';
 
 export type DatabaseTarget = {
@@ -54,5 +56,22 @@ export async function openDatabase(config: Config, log: Logger, options: PoolOpt
   } catch (error) {
     await target.release();
     throw error;
+  }
+}
+
+/**
+ * A start-up step that a lost connection (a database restart, a terminated backend) must not turn
+ * into an exit: retried with backoff for up to a minute; any other error is thrown at once.
+ */
+export async function untilConnected<T>(what: string, step: () => Promise<T>, log: Logger): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 4_000)) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isConnectionFailure(error) || Date.now() + delay > deadline) throw error;
+      log.warn({ err: error, retryInMs: delay }, `${what}: the database connection was lost; trying again`);
+      await sleep(delay);
+    }
   }
 }

@@ -2,6 +2,7 @@
 // Shutdown is ordered: stop accepting requests, let running jobs finish, close the pool, and last
 // stop the embedded PostgreSQL if this process started it.
 import type { Command } from 'commander';
+import { untilConnected } from '../../db/connect.ts';
 import { committedMigrations, migrateDatabase } from '../../db/migrate.ts';
 import { ensureWebhookSecrets, loadWebhookSecrets } from '../../intake/secrets.ts';
 import { type RunningIntake, startIntake } from '../../intake/server.ts';
@@ -46,7 +47,7 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
   const log = deps.log;
   await deps.withDatabase(
     async (db) => {
-      await migrateDatabase(db.url, log);
+      await untilConnected('migrations', () => migrateDatabase(db.url, log), log);
       if (input.intake && input.worker) {
         const created = await ensureWebhookSecrets(deps.config.home, deps.io.env);
         if (created) deps.output.note(`webhook secrets generated in ${created} (set HAAT_WEBHOOK_SECRET_<SOURCE> to use your own)`);
@@ -56,13 +57,14 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
       let intake: RunningIntake | undefined;
       try {
         if (input.worker) {
-          worker = await startWorker({
+          const options = {
             url: db.url,
             pool: db.pool,
             log,
             concurrency: input.worker.concurrency,
             heartbeatMs: deps.config.workerHeartbeatMs,
-          });
+          };
+          worker = await untilConnected('starting the worker', () => startWorker(options), log);
         }
         if (input.intake) {
           const secrets = await loadWebhookSecrets(deps.config.home, deps.io.env);
@@ -96,7 +98,7 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
         log.info('stopped');
       }
     },
-    { migrated: false },
+    { migrated: false, untilConnected: true },
   );
 }
 
