@@ -1,5 +1,5 @@
 --! Previous: sha1:7a531fee676d1dc301c4f368a3604a1185ec98a9
---! Hash: sha1:e0ac1aee91d641680f4ec6ff64f29f7e75613283
+--! Hash: sha1:228d7360ef3cd47fd043d9263d459c71d72bece1
 
 -- Every accepted event ends in an outcome an operator can see, kept as long as the event itself.
 --
@@ -87,7 +87,7 @@ insert into order_transitions (order_id, from_state, to_state, actor, reason, co
   from lost_placements l join orders o on o.ref = l.ref;
 
 -- Carry-over 2: the outcome of every finished event. An event whose idempotency key was already
--- purged (past its retention) and that has no job left finished long ago, its outcome unknown now:
+-- purged (past its retention) finished long ago, its outcome unknown now:
 -- it is recorded as `unknown`, so that it is not reported as lost forever.
 insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome, recorded_at)
   select e.source, e.webhook_id,
@@ -104,6 +104,6 @@ insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempt
            'details', '{}'::jsonb)),
          e.received_at
   from webhook_events e
+  -- (A key is purged only once done, so such an event has no job left either.)
   where not exists (select 1 from idempotency_keys k where k.scope = 'webhook:' || e.source and k.key = e.webhook_id)
-    and not exists (select 1 from graphile_worker.jobs j where j.key = 'cmd:webhook:' || e.source || ':' || e.webhook_id)
     and e.received_at < now() - interval '1 hour';

@@ -1,5 +1,5 @@
---! Previous: sha1:e0ac1aee91d641680f4ec6ff64f29f7e75613283
---! Hash: sha1:e5c92da70c9698279154c64cf8ba1c937c4aad26
+--! Previous: sha1:228d7360ef3cd47fd043d9263d459c71d72bece1
+--! Hash: sha1:376bf8ea2ed5f578fd3d9c078ceaa24867723486
 
 -- The webhook inbox and the payments are append-only against TRUNCATE too, like every other
 -- history table (an UPDATE or DELETE was already refused row by row).
