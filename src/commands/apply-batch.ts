@@ -35,6 +35,7 @@ import {
   recordOutcome,
   recordOutcomes,
   storedForm,
+  WEBHOOK_SCOPE_PREFIX,
 } from '../db/idempotency.ts';
 import { audit, maintenanceOnForCommand } from '../db/operations.ts';
 import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
@@ -83,7 +84,7 @@ export async function applyBatch(pool: DatabasePool, items: readonly BatchItem[]
   if (items.length > MAX_BATCH) throw new InvariantError(`a batch holds at most ${MAX_BATCH} commands, not ${items.length}`);
   const ids = new Set<string>();
   for (const item of items) {
-    if (item.scope.startsWith('webhook:')) throw new InvariantError(`applyBatch does not apply webhook commands (${item.scope})`);
+    if (item.scope.startsWith(WEBHOOK_SCOPE_PREFIX)) throw new InvariantError(`applyBatch does not apply webhook commands (${item.scope})`);
     const id = idOf(item.scope, item.key);
     if (ids.has(id)) throw new InvariantError(`the key ${id} is twice in one batch`);
     ids.add(id);

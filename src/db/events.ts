@@ -5,7 +5,7 @@
 import type { FragmentSqlToken, ListSqlToken } from 'slonik';
 import { z } from 'zod';
 import { parseJsonExact } from '../domain/json.ts';
-import { jobKeyOf, WEBHOOK_SCOPE_PREFIX } from './idempotency.ts';
+import { WEBHOOK_JOB_KEY_PREFIX, WEBHOOK_SCOPE_PREFIX } from './idempotency.ts';
 import type { Queryable } from './pool.ts';
 import { sql } from './sql.ts';
 
@@ -96,7 +96,7 @@ function eventsQuery(where: FragmentSqlToken | ListSqlToken, limit: number, with
     cross join maintenance m
     left join webhook_event_outcomes o on o.source = e.source and o.webhook_id = e.webhook_id
     left join idempotency_keys k on k.scope = ${WEBHOOK_SCOPE_PREFIX} || e.source and k.key = e.webhook_id
-    left join graphile_worker.jobs j on j.key = ${jobKeyOf(WEBHOOK_SCOPE_PREFIX, '').slice(0, -1)} || e.source || ':' || e.webhook_id
+    left join graphile_worker.jobs j on j.key = ${WEBHOOK_JOB_KEY_PREFIX} || e.source || ':' || e.webhook_id
     where ${where}
     order by e.received_at desc, e.source, e.webhook_id
     limit ${limit}`;

@@ -46,9 +46,14 @@ export function storedForm(outcome: Outcome): Outcome {
   return OutcomeSchema.parse(parseJsonExact(toJsonText(outcome)));
 }
 
+const JOB_KEY_PREFIX = 'cmd:';
+
 export function jobKeyOf(scope: string, key: string): string {
-  return `cmd:${scope}:${key}`;
+  return `${JOB_KEY_PREFIX}${scope}:${key}`;
 }
+
+/** The start of a webhook event's job key: `<this><source>:<webhook-id>` (for SQL that joins jobs to events). */
+export const WEBHOOK_JOB_KEY_PREFIX = `${JOB_KEY_PREFIX}${WEBHOOK_SCOPE_PREFIX}`;
 
 export async function findKey(db: Queryable, scope: string, key: string): Promise<KeyRow | null> {
   return db.maybeOne(sql.type(KeyRow)`

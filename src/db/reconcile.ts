@@ -2,6 +2,7 @@
 // trips; the snapshot hashes are recomputed in batches of orders). Each check returns its offenders.
 import { z } from 'zod';
 import { snapshotHash } from '../domain/snapshot.ts';
+import { WEBHOOK_JOB_KEY_PREFIX, WEBHOOK_SCOPE_PREFIX } from './idempotency.ts';
 import { inventoryViolations } from './inventory.ts';
 import { orderViolations } from './orders.ts';
 import type { Queryable } from './pool.ts';
@@ -109,14 +110,14 @@ async function eventViolations(db: Queryable): Promise<readonly Record<string, u
     select 'event_without_outcome' as kind, e.source || '/' || e.webhook_id as subject, coalesce(k.state, 'no command') as detail
       from webhook_events e
       left join webhook_event_outcomes o on o.source = e.source and o.webhook_id = e.webhook_id
-      left join idempotency_keys k on k.scope = 'webhook:' || e.source and k.key = e.webhook_id
+      left join idempotency_keys k on k.scope = ${WEBHOOK_SCOPE_PREFIX} || e.source and k.key = e.webhook_id
       where o.webhook_id is null
-        and not exists (select 1 from graphile_worker.jobs j where j.key = 'cmd:webhook:' || e.source || ':' || e.webhook_id and j.attempts < j.max_attempts)
+        and not exists (select 1 from graphile_worker.jobs j where j.key = ${WEBHOOK_JOB_KEY_PREFIX} || e.source || ':' || e.webhook_id and j.attempts < j.max_attempts)
     union all
     select 'event_outcome_disagrees', o.source || '/' || o.webhook_id,
            format('event says %s, its command %s', o.code, coalesce(case when (k.outcome ->> 'ok')::boolean then 'applied' else k.outcome -> 'error' ->> 'code' end, k.state))
       from webhook_event_outcomes o
-      join idempotency_keys k on k.scope = 'webhook:' || o.source and k.key = o.webhook_id
+      join idempotency_keys k on k.scope = ${WEBHOOK_SCOPE_PREFIX} || o.source and k.key = o.webhook_id
       where o.code is distinct from case when k.state = 'done' then case when (k.outcome ->> 'ok')::boolean then 'applied' else k.outcome -> 'error' ->> 'code' end end
     union all
     select 'placed_event_without_order', o.source || '/' || o.webhook_id, format('outcome %s, no order %s', o.code, coalesce(o.order_ref, '(no ref)'))
@@ -126,7 +127,7 @@ async function eventViolations(db: Queryable): Promise<readonly Record<string, u
     union all
     select 'placement_without_order', k.scope || '/' || k.key, format('outcome %s, no order %s', coalesce(k.outcome -> 'error' ->> 'code', 'applied'), coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)))
       from idempotency_keys k
-      where k.command_type = 'order.place' and k.state = 'done' and k.scope not like 'webhook:%'
+      where k.command_type = 'order.place' and k.state = 'done' and k.scope not like ${`${WEBHOOK_SCOPE_PREFIX}%`}
         and coalesce(k.outcome -> 'error' ->> 'code', 'applied') <> 'conflict'
         and not exists (select 1 from orders x where x.ref = coalesce(k.payload ->> 'ref', placement_ref(k.scope, k.key)))
     union all

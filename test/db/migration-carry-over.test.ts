@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
+import { z } from 'zod';
 import { findEvent } from '../../src/db/events.ts';
 import { migrationsFolder } from '../../src/db/migration-status.ts';
 import { sql } from '../../src/db/sql.ts';
@@ -106,4 +107,15 @@ test('placements that left no order become rejected orders; finished events get 
     ['evt-purged'],
   );
   // The test database's reconcile (after this test) must now pass: nothing is lost any more.
+});
+
+test("the database's placement_ref is the ref a placement without one gets (reconcile relies on both agreeing)", async () => {
+  const { mustApply } = await import('../helpers/seed.ts');
+  const placed = (await mustApply(
+    db.pool,
+    { type: 'order.place', payload: { buyer: 'b', items: [{ sku: 'TEA-1KG', qty: '1' }] } },
+    'no-ref-given',
+  )) as { ref: string };
+  const ref = await db.pool.oneFirst(sql.type(z.object({ ref: z.string() }))`select placement_ref('test', 'no-ref-given') as ref`);
+  assert.equal(placed.ref, ref);
 });
