@@ -115,8 +115,15 @@ export async function claimKey(db: Queryable, claim: Claim): Promise<boolean> {
   return (await claimKeys(db, [claim])).size > 0;
 }
 
-/** Locks the rows of existing keys, given as [scope, key] pairs (one query for any number). */
-export async function lockKeys(db: Queryable, keys: readonly (readonly [string, string])[]): Promise<readonly KeyRow[]> {
+/**
+ * Locks the rows of existing keys, given as [scope, key] pairs (one query for any number). With
+ * skipLocked, keys another transaction holds are left out instead of waited for.
+ */
+export async function lockKeys(
+  db: Queryable,
+  keys: readonly (readonly [string, string])[],
+  options: { skipLocked?: boolean } = {},
+): Promise<readonly KeyRow[]> {
   if (keys.length === 0) return [];
   const scopes = sql.array(
     keys.map(([scope]) => scope),
@@ -130,21 +137,41 @@ export async function lockKeys(db: Queryable, keys: readonly (readonly [string, 
     select scope, key, fingerprint, command_type, payload, actor, state, outcome::text as outcome_text, bypass_maintenance,
            (extract(epoch from now() - created_at) * 1000)::float8 as age_ms
     from idempotency_keys where (scope, key) in (select * from unnest(${scopes}, ${names}))
-    order by scope, key for update`);
+    order by scope, key for update${options.skipLocked ? sql.fragment` skip locked` : sql.fragment``}`);
 }
 
 /** Claims the key (claimKey) and enqueues its job in the caller's transaction; false when the key already existed. */
 export async function claimKeyAndEnqueue(db: Queryable, claim: Claim & { command: Command }): Promise<boolean> {
-  const bypass = claim.bypassMaintenance === true;
-  if (!(await claimKey(db, claim))) return false;
+  return (await claimKeysAndEnqueue(db, [claim])).size > 0;
+}
+
+/**
+ * Claims many keys (claimKeys, one statement) and enqueues a job for each key claimed now, in one
+ * `add_jobs` call; all in the caller's transaction. Returns the claims made now, as `scope:key`.
+ */
+export async function claimKeysAndEnqueue(db: Queryable, claims: readonly Claim[]): Promise<ReadonlySet<string>> {
+  const claimed = await claimKeys(db, claims);
+  const jobs = claims.filter((c) => claimed.has(`${c.scope}:${c.key}`));
+  if (jobs.length === 0) return claimed;
   await db.query(sql.unsafe`
-    select graphile_worker.add_job(
-      ${APPLY_COMMAND_TASK}::text,
-      ${sql.json({ scope: claim.scope, key: claim.key })},
-      job_key => ${jobKeyOf(claim.scope, claim.key)}::text,
-      max_attempts => 10,
-      flags => ${bypass ? sql.fragment`null` : sql.fragment`array[${DOMAIN_FLAG}]::text[]`})`);
-  return true;
+    select count(*) from graphile_worker.add_jobs(array(
+      select row(
+        ${APPLY_COMMAND_TASK}::text, json_build_object('scope', j.scope, 'key', j.key), null, null, 10,
+        ${JOB_KEY_PREFIX}::text || j.scope || ':' || j.key, null,
+        case when j.bypass then null else array[${DOMAIN_FLAG}::text] end
+      )::graphile_worker.job_spec
+      from unnest(${sql.array(
+        jobs.map((j) => j.scope),
+        'text',
+      )}, ${sql.array(
+        jobs.map((j) => j.key),
+        'text',
+      )}, ${sql.array(
+        jobs.map((j) => j.bypassMaintenance === true),
+        'bool',
+      )}) with ordinality as j(scope, key, bypass, n)
+      order by j.n))`);
+  return claimed;
 }
 
 /** The order an outcome concerns: the ref or order the command named (placements name their ref). */
@@ -167,37 +194,28 @@ export async function recordOutcome(
   outcome: Outcome,
   options: { attempts?: number; payload?: unknown } = {},
 ): Promise<void> {
-  const text = toJsonText(outcome);
-  await db.query(sql.unsafe`
-    update idempotency_keys set state = 'done', outcome = ${text}::jsonb, completed_at = now()
-    where scope = ${scope} and key = ${key} and state = 'pending'`);
-  if (scope.startsWith(WEBHOOK_SCOPE_PREFIX)) {
-    await db.query(sql.unsafe`
-      insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome)
-      select e.source, e.webhook_id, ${outcome.ok ? 'applied' : outcome.error.code}, ${orderNamed(options.payload)},
-             ${Math.max(1, options.attempts ?? 1)}, ${text}::jsonb
-      from webhook_events e where e.source = ${scope.slice(WEBHOOK_SCOPE_PREFIX.length)} and e.webhook_id = ${key}
-      on conflict (source, webhook_id) do nothing`);
-  }
-  await db.query(sql.unsafe`select pg_notify(${OUTCOME_CHANNEL}, ${`${scope}:${key}`})`);
+  await recordOutcomes(db, [{ scope, key, outcome, ...options }]);
 }
 
+export type RecordedOutcome = {
+  readonly scope: string;
+  readonly key: string;
+  readonly outcome: Outcome;
+  /** The job's attempt that reached the outcome (1 when applied inline). */
+  readonly attempts?: number;
+  /** The command's payload: names the order of a webhook event's outcome row. */
+  readonly payload?: unknown;
+};
+
 /**
- * recordOutcome for many keys at once: the same update and notification, one statement each. Not
- * for webhook scopes, whose event outcome rows only recordOutcome writes.
+ * recordOutcome for many keys at once, in the transaction of their effects: the same update, event
+ * outcome rows and notifications, one statement each.
  */
-export async function recordOutcomes(db: Queryable, outcomes: readonly { scope: string; key: string; outcome: Outcome }[]): Promise<void> {
+export async function recordOutcomes(db: Queryable, outcomes: readonly RecordedOutcome[]): Promise<void> {
   if (outcomes.length === 0) return;
-  const webhook = outcomes.find((o) => o.scope.startsWith(WEBHOOK_SCOPE_PREFIX));
-  if (webhook) throw new Error(`recordOutcomes does not record webhook outcomes (${webhook.scope}); use recordOutcome`);
-  const scopes = sql.array(
-    outcomes.map((o) => o.scope),
-    'text',
-  );
-  const keys = sql.array(
-    outcomes.map((o) => o.key),
-    'text',
-  );
+  const text = (f: (o: RecordedOutcome) => string | null) => sql.array(outcomes.map(f) as string[], 'text');
+  const scopes = text((o) => o.scope);
+  const keys = text((o) => o.key);
   const texts = sql.array(
     outcomes.map((o) => toJsonText(o.outcome)),
     'jsonb',
@@ -206,6 +224,24 @@ export async function recordOutcomes(db: Queryable, outcomes: readonly { scope: 
     update idempotency_keys k set state = 'done', outcome = o.outcome, completed_at = now()
     from unnest(${scopes}, ${keys}, ${texts}) as o(scope, key, outcome)
     where k.scope = o.scope and k.key = o.key and k.state = 'pending'`);
+  const events = outcomes.filter((o) => o.scope.startsWith(WEBHOOK_SCOPE_PREFIX));
+  if (events.length > 0) {
+    const column = (f: (o: RecordedOutcome) => string | null) => sql.array(events.map(f) as string[], 'text');
+    await db.query(sql.unsafe`
+      insert into webhook_event_outcomes (source, webhook_id, code, order_ref, attempts, outcome)
+      select e.source, e.webhook_id, o.code, o.order_ref, o.attempts, o.outcome
+      from unnest(${column((o) => o.scope.slice(WEBHOOK_SCOPE_PREFIX.length))}, ${column((o) => o.key)},
+                  ${column((o) => (o.outcome.ok ? 'applied' : o.outcome.error.code))}, ${column((o) => orderNamed(o.payload))},
+                  ${sql.array(
+                    events.map((o) => Math.max(1, o.attempts ?? 1)),
+                    'int4',
+                  )}, ${sql.array(
+                    events.map((o) => toJsonText(o.outcome)),
+                    'jsonb',
+                  )}) as o(source, webhook_id, code, order_ref, attempts, outcome)
+      join webhook_events e on e.source = o.source and e.webhook_id = o.webhook_id
+      on conflict (source, webhook_id) do nothing`);
+  }
   await db.query(sql.unsafe`
     select count(pg_notify(${OUTCOME_CHANNEL}, o.scope || ':' || o.key)) from unnest(${scopes}, ${keys}) as o(scope, key)`);
 }

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { migrationsCurrent } from '../db/migration-status.ts';
 import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
+import { type BatchOptions, createIntakeBatcher } from './intake-batch.ts';
 import { createMetrics } from './metrics.ts';
 import type { WebhookSecrets } from './secrets.ts';
 import { handleWebhook, isSource } from './webhooks.ts';
@@ -15,6 +16,8 @@ export type IntakeOptions = {
   /** The newest committed migration, read at start-up; /readyz wants it applied. */
   readonly expectedMigration: string | undefined;
   readonly secrets: WebhookSecrets;
+  /** How webhooks are batched into transactions (intake-batch.ts); defaults suit production. */
+  readonly batch?: BatchOptions;
 };
 
 export type RunningIntake = {
@@ -34,8 +37,14 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
   res.end(text);
 }
 
-export function createIntakeHandler(options: IntakeOptions): http.RequestListener {
+export type IntakeHandler = http.RequestListener & {
+  /** Stores the webhooks waiting in the intake's batch and waits for those being stored. */
+  drain(): Promise<void>;
+};
+
+export function createIntakeHandler(options: IntakeOptions): IntakeHandler {
   const log = options.log.child({ component: 'intake' });
+  const batcher = createIntakeBatcher(options.pool, log, options.batch);
   const metrics = createMetrics(options.pool);
   const routes: Record<string, Route> = {
     '/metrics': {
@@ -73,7 +82,7 @@ export function createIntakeHandler(options: IntakeOptions): http.RequestListene
     },
   };
 
-  return (req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://intake').pathname;
     const webhook = /^\/webhooks\/([^/]+)$/.exec(path);
     if (webhook) {
@@ -82,7 +91,7 @@ export function createIntakeHandler(options: IntakeOptions): http.RequestListene
         sendJson(res, 405, { error: { code: 'method_not_allowed', message: 'webhooks are POSTed', details: {} } }, { allow: 'POST' });
         return;
       }
-      handleWebhook(req, decodeURIComponent(webhook[1] ?? ''), { pool: options.pool, log, secrets: options.secrets })
+      handleWebhook(req, decodeURIComponent(webhook[1] ?? ''), { batcher, log, secrets: options.secrets })
         .then((reply) => {
           // Unknown sources share one label, so a caller cannot grow the label set.
           metrics.webhookRequests.inc({
@@ -118,10 +127,12 @@ export function createIntakeHandler(options: IntakeOptions): http.RequestListene
       else res.destroy();
     });
   };
+  return Object.assign(handler, { drain: () => batcher.close() });
 }
 
 export async function startIntake(options: IntakeOptions & { port: number; host: string }): Promise<RunningIntake> {
-  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, createIntakeHandler(options));
+  const handler = createIntakeHandler(options);
+  const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, handler);
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -139,7 +150,7 @@ export async function startIntake(options: IntakeOptions & { port: number; host:
     url: `http://${shownHost}:${address.port}`,
     close: () => {
       closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => void handler.drain().then(resolve, resolve));
         server.closeIdleConnections();
         // Requests still running get a moment to finish; then their sockets are closed.
         setTimeout(() => server.closeAllConnections(), 5_000).unref();

@@ -1,20 +1,16 @@
 // POST /webhooks/<source>: Standard Webhooks signatures over the raw bytes, a body limit enforced
-// while reading, then — in one transaction — the event stored in the inbox and its command's
-// idempotency key claimed with its job. A bad request is a 4xx with a JSON error, never a 500.
+// while reading, then the event stored in the inbox with its command's idempotency key claimed and
+// its job queued — in one transaction, shared with the events that arrived in the same few
+// milliseconds (intake-batch.ts). A bad request is a 4xx with a JSON error, never a 500.
 import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import { Webhook } from 'standardwebhooks';
-import { z } from 'zod';
-import { isConnectionFailure } from '../db/errors.ts';
-import { claimKeyAndEnqueue } from '../db/idempotency.ts';
-import { flagEnabled } from '../db/operations.ts';
-import type { DatabasePool } from '../db/pool.ts';
-import { sql } from '../db/sql.ts';
-import { inTransaction } from '../db/transaction.ts';
-import { Command, fingerprint, IdempotencyKey } from '../domain/commands.ts';
+import { isConnectionFailure, mapDatabaseError } from '../db/errors.ts';
+import { Command, IdempotencyKey } from '../domain/commands.ts';
 import { eventToCommand, type Source, sources } from '../domain/events.ts';
 import { duplicateKey, parseJsonExact } from '../domain/json.ts';
 import type { Logger } from '../log.ts';
+import { type IntakeBatcher, ORDER_PLACED_FLAG } from './intake-batch.ts';
 import type { WebhookSecrets } from './secrets.ts';
 
 /** Refuses malformed UTF-8 instead of replacing it with U+FFFD; a BOM is kept, so it is not JSON. */
@@ -22,7 +18,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const MAX_BODY_BYTES = 256 * 1024;
 
-export type WebhookDeps = { readonly pool: DatabasePool; readonly log: Logger; readonly secrets: WebhookSecrets };
+export type WebhookDeps = { readonly batcher: IntakeBatcher; readonly log: Logger; readonly secrets: WebhookSecrets };
 
 type Reply = { status: number; body: unknown };
 const error = (status: number, code: string, message: string): Reply => ({ status, body: { error: { code, message, details: {} } } });
@@ -111,42 +107,26 @@ export async function handleWebhook(req: http.IncomingMessage, source: string, d
   if (!command.success)
     return error(400, 'invalid_input', command.error.issues.map((i) => `${i.path.slice(1).join('.')}: ${i.message}`).join('; '));
 
-  if (parsed.event.type === 'order.placed') {
-    const accepting = await flagEnabled(deps.pool, 'storefront_order_placed').catch((e: unknown) =>
-      isConnectionFailure(e) ? 'down' : Promise.reject(e),
-    );
-    if (accepting === 'down') return error(503, 'database_unavailable', 'the database is unreachable; retry later');
-    if (!accepting)
-      return error(503, 'feature_disabled', 'order.placed is not being accepted right now (flag storefront_order_placed); retry later');
-  }
-  const scope = `webhook:${source}`;
   const bodyHash = createHash('sha256').update(raw).digest('hex');
   try {
-    const stored = await inTransaction(deps.pool, async (tx) => {
-      const inserted = await tx.query(sql.unsafe`
-        insert into webhook_events (source, webhook_id, event_type, body_sha256, body)
-        values (${source}, ${id}, ${parsed.event.type}, ${bodyHash}, ${raw.toString('utf8')})
-        on conflict (source, webhook_id) do nothing`);
-      if (inserted.rowCount === 0) return 'exists' as const;
-      await claimKeyAndEnqueue(tx, {
-        scope,
-        key: id,
-        fingerprint: fingerprint(command.data),
-        command: command.data,
-        actor: `webhook:${source}`,
-      });
-      return 'new' as const;
+    const stored = await deps.batcher.store({
+      source,
+      webhookId: id,
+      eventType: parsed.event.type,
+      bodySha256: bodyHash,
+      body: raw.toString('utf8'),
+      command: command.data,
     });
-    if (stored === 'new') return { status: 202, body: { accepted: true, id } };
-    const earlier = await deps.pool.oneFirst(
-      sql.type(
-        z.object({ body_sha256: z.string() }),
-      )`select body_sha256 from webhook_events where source = ${source} and webhook_id = ${id}`,
-    );
-    if (earlier !== bodyHash) return error(409, 'idempotency_conflict', `webhook-id ${id} was already used with another body`);
+    if (stored.status === 'stored') return { status: 202, body: { accepted: true, id } };
+    if (stored.status === 'disabled')
+      return error(503, 'feature_disabled', `order.placed is not being accepted right now (flag ${ORDER_PLACED_FLAG}); retry later`);
+    if (stored.bodySha256 !== bodyHash) return error(409, 'idempotency_conflict', `webhook-id ${id} was already used with another body`);
     return { status: 200, body: { duplicate: true, id } };
   } catch (e) {
     if (isConnectionFailure(e)) return error(503, 'database_unavailable', 'the database is unreachable; retry later');
+    // One event the database refuses (its batch was stored without it) is a bad request.
+    const refusal = mapDatabaseError(e);
+    if (refusal?.code === 'invalid_input') return error(400, 'invalid_input', `the event cannot be stored: ${refusal.message}`);
     throw e;
   }
 }
