@@ -1,10 +1,25 @@
 // Applies one stored command: lock its key row, run its handler, record the outcome — all in one
 // transaction. The worker's apply_command task and the CLI's inline fallback both call this; it is
 // safe to run any number of times (a finished key returns its stored outcome and does nothing).
-import { mapDatabaseError } from '../db/errors.ts';
-import { lockKey, outcomeOf, recordOutcome, storedForm, WEBHOOK_SCOPE_PREFIX } from '../db/idempotency.ts';
+import { z } from 'zod';
+import { isRetryable, mapDatabaseError } from '../db/errors.ts';
+import {
+  APPLY_COMMAND_TASK,
+  jobKeyOf,
+  type KeyRow,
+  lockKey,
+  lockKeys,
+  outcomeOf,
+  type RecordedOutcome,
+  recordOutcome,
+  recordOutcomes,
+  storedForm,
+  WEBHOOK_SCOPE_PREFIX,
+} from '../db/idempotency.ts';
+import { lockStock } from '../db/inventory.ts';
 import { maintenanceOnForCommand } from '../db/operations.ts';
-import type { DatabasePool } from '../db/pool.ts';
+import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
+import { sql } from '../db/sql.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { Command, type Outcome } from '../domain/commands.ts';
 import type { Logger } from '../log.ts';
@@ -86,4 +101,267 @@ export async function applyCommand(
       return storedForm(outcome);
     });
   }
+}
+
+/** One command of a batch: its key and the job's attempt. */
+export type QueuedCommand = { readonly scope: string; readonly key: string; readonly attempts?: number };
+
+/**
+ * What became of one command of a batch: its outcome (recorded now, or stored earlier; null for a
+ * key that no longer exists), or the error applyCommand would have thrown for it alone
+ * (MaintenanceHold, RetryLater, an infrastructure fault), with nothing of it written.
+ */
+export type QueuedResult = { readonly ok: true; readonly outcome: Outcome | null } | { readonly ok: false; readonly error: unknown };
+
+/** The most commands one transaction of applyCommands holds with a savepoint each (64 subtransaction ids are cached). */
+export const APPLY_SAVEPOINT_BATCH = 50;
+
+/** Thrown inside the fast way to fall back to the careful one. */
+class NeedsSavepoints extends Error {
+  override name = 'NeedsSavepoints';
+}
+
+/**
+ * Applies many stored commands, each exactly as applyCommand applies it alone — the same lock of its
+ * key, maintenance check, handler, out-of-order wait and recorded outcome — but many per transaction:
+ * - First (the fast way), all in one transaction without savepoints: the keys locked in one
+ *   statement, then every order the commands name and every SKU they touch locked up front (keys,
+ *   then orders by id, then SKUs in byte order: the order a single command locks in, so a batch and
+ *   a single command never deadlock, nor two batches), maintenance read once, each command applied
+ *   in arrival order, every outcome recorded in one statement, one commit. So a hot SKU's row is
+ *   locked once and committed once for the whole batch.
+ * - When any command raises (the database refused it, it waits for its order, a bug), that
+ *   transaction is rolled back whole and the batch runs again the careful way: transactions of at
+ *   most APPLY_SAVEPOINT_BATCH commands, each command under its own savepoint, so one that raises is
+ *   rolled back alone and gets its own result (a refusal raised by the database is recorded as its
+ *   outcome, as applyCommand records it) while the others commit.
+ * A deadlock, a serialization failure or a lost connection re-runs the transaction (bounded).
+ */
+export async function applyCommands(
+  pool: DatabasePool,
+  items: readonly QueuedCommand[],
+  log: Logger,
+  options: ApplyOptions = {},
+): Promise<QueuedResult[]> {
+  if (items.length === 0) return [];
+  if (items.length > 1 || (options.drain ?? 0) > 0) {
+    try {
+      return await inTransaction(pool, (tx) => inOneGo(tx, items, log, options), { log });
+    } catch (error) {
+      if (!(error instanceof NeedsSavepoints)) {
+        if (isRetryable(error)) throw error;
+        log.debug({ err: error }, 'a batch of commands raised; applying it again with a savepoint for each');
+      }
+    }
+  }
+  const results: QueuedResult[] = [];
+  for (let i = 0; i < items.length; i += APPLY_SAVEPOINT_BATCH) {
+    results.push(...(await oneByOne(pool, items.slice(i, i + APPLY_SAVEPOINT_BATCH), log, options)));
+  }
+  return results;
+}
+
+export type ApplyOptions = {
+  readonly outOfOrderWindowMs?: number;
+  /**
+   * Also apply up to this many more due apply_command jobs waiting in the queue (not taken by any
+   * worker), in the same transaction: their keys are locked SKIP LOCKED (a key another transaction
+   * is applying is left to it), and each one applied has its job completed in that transaction. One
+   * that does not apply now (held, early, failed) is left to its own job, untouched.
+   */
+  readonly drain?: number;
+};
+
+type Decided =
+  | { readonly outcome: Outcome; readonly payload: unknown }
+  | { readonly stored: Outcome | null }
+  | { readonly hold: true }
+  | { readonly early: RetryLater };
+
+/** The decision for one locked key, as applyCommand makes it; throws what applyCommand would throw. */
+async function decideOne(
+  tx: DatabaseTransaction,
+  item: QueuedCommand,
+  row: KeyRow | null,
+  maintenanceOn: boolean,
+  log: Logger,
+  options: ApplyOptions,
+): Promise<Decided> {
+  if (!row) return { stored: null };
+  if (row.state === 'done') return { stored: outcomeOf(row) };
+  if (maintenanceOn && !row.bypass_maintenance) return { hold: true };
+  const mayBeEarly = item.scope.startsWith(WEBHOOK_SCOPE_PREFIX) && row.age_ms < (options.outOfOrderWindowMs ?? OUT_OF_ORDER_WINDOW_MS);
+  const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });
+  const outcome: Outcome = parsed.success
+    ? await handlerFor(parsed.data).apply(tx, parsed.data.payload as never, {
+        command: { scope: item.scope, key: item.key },
+        actor: row.actor,
+        log,
+        final: !mayBeEarly,
+      })
+    : {
+        ok: false,
+        error: { code: 'invalid_input', message: 'the stored command does not match its schema', details: { type: row.command_type } },
+      };
+  // An early event: its handler found no order to act on and wrote nothing (every handler checks
+  // the order it names before its first write), so it is left for the queue to retry, alone.
+  if (mayBeEarly && !outcome.ok && outcome.error.code === 'not_found' && typeof outcome.error.details.order === 'string') {
+    return { early: new RetryLater(`order ${String(outcome.error.details.order)} not found yet; the queue will retry`) };
+  }
+  return { outcome, payload: row.payload };
+}
+
+/** Locks, in the order every writer locks in, the orders the commands name and the SKUs they touch. */
+async function lockTargets(tx: DatabaseTransaction, rows: readonly KeyRow[]): Promise<void> {
+  const orders = new Set<string>();
+  const skus = new Set<string>();
+  for (const row of rows) {
+    if (row.state === 'done' || row.payload === null || typeof row.payload !== 'object') continue;
+    const p = row.payload as Record<string, unknown>;
+    if (typeof p.order === 'string') orders.add(p.order);
+    if (typeof p.sku === 'string') skus.add(p.sku);
+    if (Array.isArray(p.items)) for (const i of p.items) if (typeof i?.sku === 'string') skus.add(i.sku);
+  }
+  const keys = [...orders];
+  if (keys.length > 0) {
+    const uuids = keys.filter((k) => UUID.test(k));
+    const named = await tx.anyFirst(sql.type(z.object({ sku: z.string() }))`
+      with locked as (
+        select id from orders
+        where ref = any(${sql.array(keys, 'text')}) or id = any(${sql.array(uuids, 'uuid')})
+        order by id for update
+      )
+      select distinct i.sku from order_items i join locked l on l.id = i.order_id`);
+    for (const sku of named) skus.add(sku);
+  }
+  if (skus.size > 0) await lockStock(tx, [...skus]);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Due apply_command jobs no worker holds, oldest first, except the commands named. */
+async function drainable(tx: DatabaseTransaction, limit: number, except: readonly QueuedCommand[]) {
+  return tx.any(sql.type(z.object({ id: z.string(), scope: z.string(), key: z.string(), attempts: z.number() }))`
+    select j.id::text as id, j.payload->>'scope' as scope, j.payload->>'key' as key, j.attempts
+    from graphile_worker.jobs j
+    where j.task_identifier = ${APPLY_COMMAND_TASK} and j.locked_at is null and j.run_at <= now() and j.attempts < j.max_attempts
+      and j.key <> all(${sql.array(
+        except.map((i) => jobKeyOf(i.scope, i.key)),
+        'text',
+      )})
+    order by j.priority, j.run_at, j.id
+    limit ${limit}`);
+}
+
+async function inOneGo(
+  tx: DatabaseTransaction,
+  items: readonly QueuedCommand[],
+  log: Logger,
+  options: ApplyOptions,
+): Promise<QueuedResult[]> {
+  const rows = new Map(
+    (
+      await lockKeys(
+        tx,
+        items.map((i) => [i.scope, i.key] as const),
+      )
+    ).map((r) => [`${r.scope}:${r.key}`, r]),
+  );
+  // More of the queue, in the same transaction: only keys no one else holds, still to apply.
+  const extras: (QueuedCommand & { readonly jobId: string })[] = [];
+  if ((options.drain ?? 0) > 0) {
+    const due = await drainable(tx, options.drain ?? 0, items);
+    const free = await lockKeys(
+      tx,
+      due.map((j) => [j.scope, j.key] as const),
+      { skipLocked: true },
+    );
+    for (const row of free) rows.set(`${row.scope}:${row.key}`, row);
+    for (const job of due) {
+      const row = rows.get(`${job.scope}:${job.key}`);
+      if (row?.state === 'pending') extras.push({ scope: job.scope, key: job.key, attempts: job.attempts + 1, jobId: job.id });
+    }
+  }
+  await lockTargets(tx, [...rows.values()]);
+  const maintenanceOn = await maintenanceOnForCommand(tx);
+  const results: QueuedResult[] = [];
+  const recorded: RecordedOutcome[] = [];
+  const completed: string[] = [];
+  const all: readonly (QueuedCommand & { readonly jobId?: string })[] = [...items, ...extras];
+  for (const item of all) {
+    let decided: Decided;
+    try {
+      decided = await decideOne(tx, item, rows.get(`${item.scope}:${item.key}`) ?? null, maintenanceOn, log, options);
+    } catch (error) {
+      // Its effects (if any) cannot be undone alone here: the careful way gives it a savepoint.
+      if (isRetryable(error)) throw error;
+      throw new NeedsSavepoints('a command raised', { cause: error });
+    }
+    if ('hold' in decided) results.push({ ok: false, error: new MaintenanceHold('maintenance mode is on: the command waits') });
+    else if ('early' in decided) results.push({ ok: false, error: decided.early });
+    else if ('stored' in decided) results.push({ ok: true, outcome: decided.stored });
+    else {
+      recorded.push({ scope: item.scope, key: item.key, outcome: decided.outcome, attempts: item.attempts, payload: decided.payload });
+      results.push({ ok: true, outcome: storedForm(decided.outcome) });
+      if (item.jobId !== undefined) completed.push(item.jobId);
+    }
+  }
+  await recordOutcomes(tx, recorded);
+  // A drained job a worker took meanwhile is left to it: it finds its key done and does nothing.
+  if (completed.length > 0) await tx.query(sql.unsafe`select count(*) from graphile_worker.complete_jobs(${sql.array(completed, 'int8')})`);
+  if (extras.length > 0)
+    log.debug({ commands: items.length, drained: completed.length }, 'applied a batch with commands drained from the queue');
+  return results.slice(0, items.length);
+}
+
+async function oneByOne(pool: DatabasePool, items: readonly QueuedCommand[], log: Logger, options: ApplyOptions): Promise<QueuedResult[]> {
+  return inTransaction(
+    pool,
+    async (tx) => {
+      const results: QueuedResult[] = [];
+      await lockTargets(
+        tx,
+        await lockKeys(
+          tx,
+          items.map((i) => [i.scope, i.key] as const),
+        ),
+      );
+      const maintenanceOn = await maintenanceOnForCommand(tx);
+      for (const item of items) {
+        try {
+          const outcome = await tx.transaction(async (savepoint) => {
+            const decided = await decideOne(savepoint, item, await lockKey(savepoint, item.scope, item.key), maintenanceOn, log, options);
+            if ('hold' in decided) throw new MaintenanceHold('maintenance mode is on: the command waits');
+            if ('early' in decided) throw decided.early;
+            if ('stored' in decided) return decided.stored;
+            await recordOutcome(savepoint, item.scope, item.key, decided.outcome, { attempts: item.attempts, payload: decided.payload });
+            return storedForm(decided.outcome);
+          });
+          results.push({ ok: true, outcome });
+        } catch (error) {
+          if (isRetryable(error)) throw error;
+          const refusal = mapDatabaseError(error);
+          if (!refusal || refusal.code === 'database_unavailable' || refusal.code === 'internal') {
+            results.push({ ok: false, error });
+            continue;
+          }
+          log.info(
+            { code: refusal.code, scope: item.scope, key: item.key },
+            'the database refused the command; recording the refusal as its outcome',
+          );
+          const outcome = await tx.transaction(async (savepoint) => {
+            const row = await lockKey(savepoint, item.scope, item.key);
+            if (!row) return null;
+            if (row.state === 'done') return outcomeOf(row);
+            const refused: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
+            await recordOutcome(savepoint, item.scope, item.key, refused, { attempts: item.attempts, payload: row.payload });
+            return storedForm(refused);
+          });
+          results.push({ ok: true, outcome });
+        }
+      }
+      return results;
+    },
+    { log },
+  );
 }

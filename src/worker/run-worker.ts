@@ -10,6 +10,7 @@ import type { DatabasePool } from '../db/pool.ts';
 import { createWorkerPgPool } from '../db/worker-pg-pool.ts';
 import { heartbeat, releaseStoppedPools, unlockDeadWorkers } from '../db/workers.ts';
 import type { Logger } from '../log.ts';
+import { createCommandBatcher } from './command-batcher.ts';
 import { type AnyTask, buildCronItems, buildTaskList, type CronItem, haatCrontab, haatTasks } from './tasks.ts';
 
 export type WorkerOptions = {
@@ -62,6 +63,8 @@ const HEALTHY_AFTER_MS = 10_000;
  * never ended its shutdown although no job of ours could have been running.
  */
 const RESTART_GRACE_MS = 15_000;
+/** The most commands a worker applies in one transaction (command-batcher.ts). */
+const COMMANDS_PER_TRANSACTION = 50;
 /** Bound on waiting for a forceful shutdown, after the grace period. */
 const KILL_WAIT_MS = 10_000;
 /** Bound on ending a stopped runner's connections. */
@@ -99,6 +102,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // any worker frees the jobs it left locked.
   const poolIds = new Set<string>();
   const everyPoolId = new Set<string>();
+
+  // Every apply_command job of this process goes through one batcher: the jobs running at once share
+  // a transaction, which also drains more due commands from the queue (command-batcher.ts).
+  const commands = createCommandBatcher(options.pool, log, { maxInFlight: options.concurrency, maxBatch: COMMANDS_PER_TRANSACTION });
 
   const startRunner = async (): Promise<RunnerEntry> => {
     const pgPool = createWorkerPgPool({ url: options.url, max: options.concurrency + 2, log });
@@ -152,7 +159,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       concurrency: options.concurrency,
       noHandleSignals: true,
       pollInterval: options.pollIntervalMs ?? 2_000,
-      taskList: buildTaskList(tasks, options.pool, log),
+      taskList: buildTaskList(tasks, options.pool, log, commands),
       parsedCronItems: buildCronItems(options.crontab ?? haatCrontab, tasks),
       logger: new WorkerLogger(graphileLogFactory(log)),
       // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a

@@ -9,11 +9,14 @@ import { z } from 'zod';
 import type { DatabasePool } from '../db/pool.ts';
 import { sql } from '../db/sql.ts';
 import type { Logger } from '../log.ts';
+import type { CommandBatcher } from './command-batcher.ts';
 
 export type TaskContext = {
   readonly pool: DatabasePool;
   readonly log: Logger;
   readonly helpers: JobHelpers;
+  /** Applies apply_command jobs many per transaction (command-batcher.ts); one per worker process. */
+  readonly commands: CommandBatcher;
 };
 
 export type TaskDefinition<P> = {
@@ -27,7 +30,7 @@ export function defineTask<P>(definition: TaskDefinition<P>): TaskDefinition<P> 
 }
 
 /** Wraps a definition into graphile-worker's Task: parse, then run; poison payloads are recorded. */
-export function toGraphileTask<P>(definition: TaskDefinition<P>, pool: DatabasePool, log: Logger): Task {
+export function toGraphileTask<P>(definition: TaskDefinition<P>, pool: DatabasePool, log: Logger, commands: CommandBatcher): Task {
   return async (raw, helpers) => {
     const jobLog = log.child({
       component: 'worker',
@@ -46,7 +49,7 @@ export function toGraphileTask<P>(definition: TaskDefinition<P>, pool: DatabaseP
       });
       return;
     }
-    await definition.run(parsed.data, { pool, log: jobLog, helpers });
+    await definition.run(parsed.data, { pool, log: jobLog, helpers, commands });
   };
 }
 

@@ -4,6 +4,7 @@ import type { ParsedCronItem, TaskList } from 'graphile-worker';
 import { parseCronItems } from 'graphile-worker';
 import type { DatabasePool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
+import type { CommandBatcher } from './command-batcher.ts';
 import { type TaskDefinition, toGraphileTask } from './task.ts';
 import { applyCommandTask } from './tasks/apply-command.ts';
 import { expireReservationsTask } from './tasks/expire-reservations.ts';
@@ -38,11 +39,11 @@ export const haatCrontab: readonly CronItem[] = [
   { identifier: 'purge_idempotency_keys_hourly', task: 'purge_idempotency_keys', match: '17 * * * *', backfillPeriod: 0 },
 ];
 
-export function buildTaskList(tasks: readonly AnyTask[], pool: DatabasePool, log: Logger): TaskList {
+export function buildTaskList(tasks: readonly AnyTask[], pool: DatabasePool, log: Logger, commands: CommandBatcher): TaskList {
   const list: TaskList = {};
   for (const task of tasks) {
     if (list[task.identifier]) throw new Error(`task ${task.identifier} is defined twice`);
-    list[task.identifier] = toGraphileTask(task, pool, log);
+    list[task.identifier] = toGraphileTask(task, pool, log, commands);
   }
   return list;
 }

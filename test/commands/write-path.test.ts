@@ -9,6 +9,7 @@ import { reserve } from '../../src/db/inventory.ts';
 import { sql } from '../../src/db/sql.ts';
 import { Command } from '../../src/domain/commands.ts';
 import { HaatError } from '../../src/errors.ts';
+import { createCommandBatcher } from '../../src/worker/command-batcher.ts';
 import { startWorker } from '../../src/worker/run-worker.ts';
 import { purgeIdempotencyKeysTask } from '../../src/worker/tasks/purge-idempotency-keys.ts';
 import { createTestDatabase } from '../helpers/db.ts';
@@ -136,7 +137,10 @@ describe('the worker applies queued commands', () => {
     await db.pool.query(sql.unsafe`update idempotency_keys set completed_at = now() - interval '800 hours' where key = 'k-replay'`);
     await db.pool.query(sql.unsafe`alter table idempotency_keys enable trigger idempotency_keys_frozen`);
     const before = await db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from idempotency_keys`);
-    await purgeIdempotencyKeysTask.run({}, { pool: db.pool, log: silent, helpers: {} as never });
+    await purgeIdempotencyKeysTask.run(
+      {},
+      { pool: db.pool, log: silent, helpers: {} as never, commands: createCommandBatcher(db.pool, silent) },
+    );
     const after = await db.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`select count(*) as n from idempotency_keys`);
     assert.equal(after, before - 1n);
     const gone = await db.pool.oneFirst(
