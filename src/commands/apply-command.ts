@@ -239,12 +239,17 @@ async function lockTargets(tx: DatabaseTransaction, rows: readonly KeyRow[]): Pr
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Due apply_command jobs no worker holds, oldest first, except the commands named. */
+/**
+ * Due apply_command jobs no worker holds, in graphile-worker's own order, except the commands named.
+ * (Read from graphile-worker's table: its public view has no payload, which names the command. The
+ * version is pinned; test/commands/apply-commands.test.ts drains through it.)
+ */
 async function drainable(tx: DatabaseTransaction, limit: number, except: readonly QueuedCommand[]) {
   return tx.any(sql.type(z.object({ id: z.string(), scope: z.string(), key: z.string(), attempts: z.number() }))`
     select j.id::text as id, j.payload->>'scope' as scope, j.payload->>'key' as key, j.attempts
-    from graphile_worker.jobs j
-    where j.task_identifier = ${APPLY_COMMAND_TASK} and j.locked_at is null and j.run_at <= now() and j.attempts < j.max_attempts
+    from graphile_worker._private_jobs j
+    where j.is_available and j.run_at <= now()
+      and j.task_id = (select id from graphile_worker._private_tasks where identifier = ${APPLY_COMMAND_TASK})
       and j.key <> all(${sql.array(
         except.map((i) => jobKeyOf(i.scope, i.key)),
         'text',
@@ -269,6 +274,7 @@ async function inOneGo(
   );
   // More of the queue, in the same transaction: only keys no one else holds, still to apply.
   const extras: (QueuedCommand & { readonly jobId: string })[] = [];
+  const completed: string[] = [];
   if ((options.drain ?? 0) > 0) {
     const due = await drainable(tx, options.drain ?? 0, items);
     const free = await lockKeys(
@@ -280,13 +286,14 @@ async function inOneGo(
     for (const job of due) {
       const row = rows.get(`${job.scope}:${job.key}`);
       if (row?.state === 'pending') extras.push({ scope: job.scope, key: job.key, attempts: job.attempts + 1, jobId: job.id });
+      // A job whose command is done already (applied inline, say) would do nothing: it is completed.
+      else if (row?.state === 'done') completed.push(job.id);
     }
   }
   await lockTargets(tx, [...rows.values()]);
   const maintenanceOn = await maintenanceOnForCommand(tx);
   const results: QueuedResult[] = [];
   const recorded: RecordedOutcome[] = [];
-  const completed: string[] = [];
   const all: readonly (QueuedCommand & { readonly jobId?: string })[] = [...items, ...extras];
   for (const item of all) {
     let decided: Decided;

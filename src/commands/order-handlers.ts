@@ -103,8 +103,7 @@ export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, conte
   const currency = prices[0]?.currency ?? 'INR';
   const ref = p.ref ?? refFor(context.command);
   const items = lines.map((l) => ({ sku: l.sku, qty: l.qty, unitPrice: priceOf.get(l.sku)?.price_amount ?? 0n }));
-  const ttlSeconds = await readSetting(tx, 'reservation_ttl_seconds');
-  const commissionBps = await readSetting(tx, 'commission_bps');
+  const { ttlSeconds, commissionBps } = await placementSettings(tx);
   const splits = splitBySeller(
     items.map((i) => ({ seller: priceOf.get(i.sku)?.seller ?? '', total: i.unitPrice * i.qty })),
     commissionBps,
@@ -136,6 +135,23 @@ export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, conte
       { order, shortages: savepoint.shortages },
     ),
   );
+}
+
+/**
+ * The settings a placement freezes, read once per transaction: every placement of a worker's batch
+ * (applyCommands) shares one read.
+ */
+const settingsRead = new WeakMap<DatabaseTransaction, Promise<{ ttlSeconds: number; commissionBps: number }>>();
+function placementSettings(tx: DatabaseTransaction) {
+  let read = settingsRead.get(tx);
+  if (!read) {
+    read = (async () => ({
+      ttlSeconds: await readSetting(tx, 'reservation_ttl_seconds'),
+      commissionBps: await readSetting(tx, 'commission_bps'),
+    }))();
+    settingsRead.set(tx, read);
+  }
+  return read;
 }
 
 /** Why a placement that could not be priced is rejected; any other refusal leaves no order. */

@@ -171,4 +171,33 @@ describe('applyCommands', () => {
       silent,
     );
   });
+
+  test('a batch drains due queued commands: applied in its transaction, their jobs completed; a job a worker holds is left', async () => {
+    const items = await store(
+      Array.from({ length: 8 }, (_, i) => [`drain-${i}`, 'stock.receive', { sku: 'A', qty: '1' }] as const),
+      { jobs: true },
+    );
+    // One job is held by a worker (locked): its command is left to that worker.
+    await db.pool.query(sql.unsafe`
+      update graphile_worker._private_jobs set locked_at = now(), locked_by = 'another-worker' where key = ${`cmd:${SCOPE}:drain-7`}`);
+    const before = await stock('A');
+    const [first] = await applyCommands(db.pool, [items[0] as QueuedCommand], silent, { drain: 20 });
+    assert.ok(first?.ok && first.outcome?.ok);
+    for (let i = 0; i < 7; i++) assert.equal((await keyRow(`drain-${i}`)).state, 'done', `drain-${i}`);
+    assert.equal(new Set(await Promise.all([0, 1, 2, 3, 4, 5, 6].map(async (i) => (await keyRow(`drain-${i}`)).xmin))).size, 1);
+    assert.deepEqual(await stock('A'), { on_hand: before.on_hand + 7n, reserved: 0n });
+    const left = await db.pool.anyFirst(sql.type(z.object({ key: z.string() }))`
+      select key from graphile_worker.jobs where key like ${`cmd:${SCOPE}:drain-%`} order by key`);
+    // drain-0's own job is completed by the queue when its task returns; here no worker ran it.
+    assert.deepEqual(left, [`cmd:${SCOPE}:drain-0`, `cmd:${SCOPE}:drain-7`]);
+    assert.equal((await keyRow('drain-7')).state, 'pending');
+    // The held one applies when its worker gets to it (that worker then completes its job).
+    await db.pool.query(sql.unsafe`
+      update graphile_worker._private_jobs set locked_at = null, locked_by = null where key = ${`cmd:${SCOPE}:drain-7`}`);
+    const [held] = await applyCommands(db.pool, [items[7] as QueuedCommand], silent);
+    assert.ok(held?.ok && held.outcome?.ok);
+    await db.pool.query(
+      sql.unsafe`select graphile_worker.remove_job(key) from graphile_worker.jobs where key like ${`cmd:${SCOPE}:drain-%`}`,
+    );
+  });
 });
