@@ -146,7 +146,21 @@ export async function applyCommands(
   if (items.length === 0) return [];
   if (items.length > 1 || (options.drain ?? 0) > 0) {
     try {
-      return await inTransaction(pool, (tx) => inOneGo(tx, items, log, options), { log });
+      const results = await inTransaction(pool, (tx) => inOneGo(tx, items, log, options), { log });
+      return await Promise.all(
+        results.map(async (result, i) => {
+          if (result !== DEFERRED) return result;
+          const item = items[i] as QueuedCommand;
+          try {
+            return {
+              ok: true,
+              outcome: await applyCommand(pool, item.scope, item.key, log, { ...options, attempts: item.attempts }),
+            } as const;
+          } catch (error) {
+            return { ok: false, error } as const;
+          }
+        }),
+      );
     } catch (error) {
       if (!(error instanceof NeedsSavepoints)) {
         if (isRetryable(error)) throw error;
@@ -242,7 +256,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /**
  * Due apply_command jobs no worker holds, in graphile-worker's own order, except the commands named.
  * (Read from graphile-worker's table: its public view has no payload, which names the command. The
- * version is pinned; test/commands/apply-commands.test.ts drains through it.)
+ * version is pinned; test/commands/apply-commands.test.ts drains through it.) The job rows are
+ * locked SKIP LOCKED, as graphile-worker's own get_job locks them: until this transaction ends, no
+ * worker takes these jobs and no other batch drains them.
  */
 async function drainable(tx: DatabaseTransaction, limit: number, except: readonly QueuedCommand[]) {
   return tx.any(sql.type(z.object({ id: z.string(), scope: z.string(), key: z.string(), attempts: z.number() }))`
@@ -255,20 +271,27 @@ async function drainable(tx: DatabaseTransaction, limit: number, except: readonl
         'text',
       )})
     order by j.priority, j.run_at, j.id
-    limit ${limit}`);
+    limit ${limit}
+    for update of j skip locked`);
 }
+
+/** A command of the batch whose key another transaction held: applied (or found done) after the commit. */
+const DEFERRED = Symbol('deferred');
 
 async function inOneGo(
   tx: DatabaseTransaction,
   items: readonly QueuedCommand[],
   log: Logger,
   options: ApplyOptions,
-): Promise<QueuedResult[]> {
+): Promise<(QueuedResult | typeof DEFERRED)[]> {
+  // SKIP LOCKED: a key another batch is applying (it drained it) is not waited for here, holding
+  // this batch's locks; that command is looked at again once this batch has committed.
   const rows = new Map(
     (
       await lockKeys(
         tx,
         items.map((i) => [i.scope, i.key] as const),
+        { skipLocked: true },
       )
     ).map((r) => [`${r.scope}:${r.key}`, r]),
   );
@@ -292,13 +315,18 @@ async function inOneGo(
   }
   await lockTargets(tx, [...rows.values()]);
   const maintenanceOn = await maintenanceOnForCommand(tx);
-  const results: QueuedResult[] = [];
+  const results: (QueuedResult | typeof DEFERRED)[] = [];
   const recorded: RecordedOutcome[] = [];
   const all: readonly (QueuedCommand & { readonly jobId?: string })[] = [...items, ...extras];
   for (const item of all) {
+    const row = rows.get(`${item.scope}:${item.key}`);
+    if (!row) {
+      results.push(DEFERRED);
+      continue;
+    }
     let decided: Decided;
     try {
-      decided = await decideOne(tx, item, rows.get(`${item.scope}:${item.key}`) ?? null, maintenanceOn, log, options);
+      decided = await decideOne(tx, item, row, maintenanceOn, log, options);
     } catch (error) {
       // Its effects (if any) cannot be undone alone here: the careful way gives it a savepoint.
       if (isRetryable(error)) throw error;
