@@ -223,25 +223,76 @@ export async function restockOrder(tx: DatabaseTransaction, orderId: string, com
 }
 
 /**
- * The expiry sweep: moves due pending orders to expired and releases their reservations, one
- * batch per transaction. SKIP LOCKED: an order being confirmed right now is left to that command.
+ * The expiry sweep, one batch per transaction: moves due pending orders to expired and releases
+ * their reservations, set-based (three statements whatever the batch size). SKIP LOCKED: an order
+ * being confirmed right now is left to that command. The effect is that of closeOrderReservations
+ * ('expired') and moveOrder per order: each active reservation closed once with its 'expire'
+ * movement, reserved lowered per SKU, the order moved with its transition row. A due order whose
+ * active reservations do not match its items is a broken invariant: InvariantError, and the
+ * transaction is rolled back rather than half-applied.
  */
 export async function expireDueOrders(tx: DatabaseTransaction, batch: number, actor: string): Promise<readonly string[]> {
-  const due = await tx.any(sql.type(OrderRow)`
-    select ${orderColumns} from orders where state = 'pending' and expires_at <= now()
+  const due = await tx.any(sql.type(z.object({ id: z.string(), ref: z.string() }))`
+    select id::text as id, ref from orders where state = 'pending' and expires_at <= now()
     order by expires_at limit ${batch} for update skip locked`);
-  // Every SKU the batch touches, locked up front in ascending order like every other writer.
-  const skus = await tx.anyFirst(sql.type(z.object({ sku: z.string() }))`
-    select distinct sku from reservations where state = 'active' and holder = any(${sql.array(
-      due.map((o) => o.id),
-      'text',
-    )})`);
-  await lockStock(tx, skus);
-  for (const order of due) {
-    await closeOrderReservations(tx, order.id, 'expired', null);
-    await moveOrder(tx, order, 'expired', { actor, reason: 'reservation expired', command: null });
+  if (due.length === 0) return [];
+  const ids = due.map((o) => o.id);
+  // Every SKU the batch touches, locked up front in ascending byte order like every other writer
+  // (lockStock's order), before any reservation or inventory row is written.
+  await tx.query(sql.unsafe`
+    select i.sku from inventory i
+    where i.sku in (select r.sku from reservations r where r.holder = any(${sql.array(ids, 'text')}) and r.state = 'active')
+    order by i.sku collate "C" for update of i`);
+  const broken = await tx.any(sql.type(ExpiryMismatch)`${expireOrdersStatement(ids, actor)}`);
+  if (broken.length > 0) {
+    const refs = new Map(due.map((o) => [o.id, o.ref]));
+    const detail = broken
+      .slice(0, 5)
+      .map((b) => `order ${refs.get(b.id) ?? b.id}: ${b.moved ? '' : 'not moved, '}closed ${b.closed} reservations for ${b.items} items`);
+    throw new InvariantError(`expiry sweep: ${broken.length} of ${due.length} due orders broken (${detail.join('; ')})`);
   }
   return due.map((o) => o.ref);
+}
+
+const ExpiryMismatch = z.object({ id: z.string(), closed: z.bigint(), items: z.bigint(), moved: z.boolean() });
+
+/**
+ * One statement for the whole batch (its SKUs already locked): close the orders' active
+ * reservations, lower reserved by the summed qty per SKU, one 'expire' movement per reservation,
+ * move the orders still pending and write their transitions. Returns the orders that did not
+ * close one reservation per item or did not move (none, unless the invariant is broken).
+ */
+function expireOrdersStatement(ids: readonly string[], actor: string) {
+  return sql.fragment`
+    with closed as (
+      update reservations set state = 'expired', closed_at = now()
+      where holder = any(${sql.array(ids, 'text')}) and state = 'active'
+      returning id, holder, sku, qty
+    ), released as (
+      update inventory i set reserved = i.reserved - c.qty, updated_at = now()
+      from (select sku, sum(qty)::int8 as qty from closed group by sku) c
+      where i.sku = c.sku
+    ), movements as (
+      insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta, reservation_id, command_scope, command_key)
+      select sku, 'expire', 0, -qty, id, null, null from closed order by id
+    ), moved as (
+      update orders set state = 'expired', updated_at = now()
+      where id = any(${sql.array(ids, 'uuid')}) and state = 'pending'
+      returning id
+    ), transitions as (
+      insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
+      select id, 'pending', 'expired', ${actor}, 'reservation expired', null, null from moved
+    ), per_order as (
+      select holder, count(*) as n from closed group by holder
+    ), items as (
+      select order_id, count(*) as n from order_items where order_id = any(${sql.array(ids, 'uuid')}) group by order_id
+    )
+    select d.id, coalesce(c.n, 0) as closed, coalesce(i.n, 0) as items, m.id is not null as moved
+    from unnest(${sql.array(ids, 'uuid')}) as d(id)
+    left join per_order c on c.holder = d.id::text
+    left join items i on i.order_id = d.id
+    left join moved m on m.id = d.id
+    where coalesce(c.n, 0) <> coalesce(i.n, 0) or m.id is null`;
 }
 
 /** Items of many orders in one query, by order id. */

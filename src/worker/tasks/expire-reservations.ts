@@ -1,6 +1,7 @@
 // expire_reservations (cron, every minute; also `haat reservations expire`): moves pending orders
 // whose expires_at has passed (database clock) to expired and releases their stock, in batches,
 // one transaction per batch, skipping orders another transaction holds. Safe to run concurrently.
+// Each batch is a fixed number of set-based statements (expireDueOrders), whatever its size.
 import { z } from 'zod';
 import { maintenanceStatus } from '../../db/operations.ts';
 import { expireDueOrders } from '../../db/orders.ts';
@@ -9,7 +10,14 @@ import { inTransaction } from '../../db/transaction.ts';
 import type { Logger } from '../../log.ts';
 import { defineTask } from '../task.ts';
 
-export async function expireReservations(pool: DatabasePool, log: Logger, actor = 'expiry-sweep', batch = 200): Promise<string[]> {
+/**
+ * Orders per transaction. Larger batches cost fewer round trips and commits; each batch holds the
+ * inventory rows of every SKU it touches until it commits (a placement of those SKUs waits for
+ * it), so a batch is kept to a few hundred milliseconds at most.
+ */
+export const EXPIRY_BATCH = 5000;
+
+export async function expireReservations(pool: DatabasePool, log: Logger, actor = 'expiry-sweep', batch = EXPIRY_BATCH): Promise<string[]> {
   const expired: string[] = [];
   for (;;) {
     const refs = await inTransaction(pool, (tx) => expireDueOrders(tx, batch, actor), { log });
