@@ -1,31 +1,52 @@
 // npm run bench: the speed figures built so far (docs/contract.md, Planned, lists the rest), each
 // beside its baseline or target, printed as a table and as one JSON line. `--only cli,import,reconcile`
-// picks parts.
+// picks parts; the default runs them all.
 //   cli        `haat --help` beside a bare `node -e 0`, a read and a write (medians of --runs)
 //   import     `haat import skus` + `haat import stock` of --import-rows rows
 //   reconcile  every invariant over ~2.3 million rows (--orders, --skus, --movements)
+//   write      signed order.placed webhooks through an intake and a worker process (--write-orders per
+//              run, spread and hot; --write-lines: at most that many lines per spread order), beside
+//              raw-SQL baselines on the same server (--baseline-seconds each; --baseline-client
+//              auto|pgbench|pg)
+//   expiry     `haat reservations expire` of --expiry-orders due reservations (--expiry-timeout seconds)
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log.ts';
 import { benchCli, type CliFigures } from './bench/cli.ts';
 import { benchReconcile } from './bench/reconcile.ts';
+import { benchExpiry, benchWrite, type WriteRun } from './bench/write-path.ts';
 import { intOption } from './scratch-database.ts';
 
 const { values } = parseArgs({
   options: {
-    only: { type: 'string', default: 'cli,import,reconcile' },
+    only: { type: 'string', default: 'cli,import,reconcile,write,expiry' },
     runs: { type: 'string', default: '20' },
     'import-rows': { type: 'string', default: '10000' },
     orders: { type: 'string', default: '100000' },
     movements: { type: 'string', default: '1000000' },
     skus: { type: 'string', default: '10000' },
+    'write-orders': { type: 'string', default: '4000' },
+    'write-lines': { type: 'string', default: '1' },
+    'baseline-seconds': { type: 'string', default: '10' },
+    'baseline-client': { type: 'string', default: 'auto' },
+    'expiry-orders': { type: 'string', default: '100000' },
+    'expiry-timeout': { type: 'string', default: '600' },
   },
 });
 const parts = new Set(values.only.split(','));
-for (const part of parts) if (!['cli', 'import', 'reconcile'].includes(part)) throw new Error(`--only: unknown part ${part}`);
+for (const part of parts)
+  if (!['cli', 'import', 'reconcile', 'write', 'expiry'].includes(part)) throw new Error(`--only: unknown part ${part}`);
+const baselineClient = values['baseline-client'];
+if (baselineClient !== 'auto' && baselineClient !== 'pgbench' && baselineClient !== 'pg')
+  throw new Error(`--baseline-client: auto, pgbench or pg, not ${baselineClient}`);
 const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
 
 const rows: [string, string, string, string][] = [];
-const result: Record<string, unknown> = {};
+// Other work on the machine skews every figure: the load when the bench starts is reported with them.
+const result: Record<string, unknown> = {
+  cpus: os.availableParallelism(),
+  load_avg_1m_at_start: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
+};
 let failed = false;
 const verdict = (ok: boolean) => {
   if (!ok) failed = true;
@@ -70,6 +91,98 @@ if (parts.has('reconcile')) {
     `${reconcile.reconcile_ms} ms`,
     `one broken row: ${reconcile.reconcile_with_one_broken_row_ms} ms, found`,
     '',
+  ]);
+}
+
+if (parts.has('write')) {
+  const write = await benchWrite({
+    orders: intOption('write-orders', values['write-orders'], 1, 1_000_000),
+    maxLines: intOption('write-lines', values['write-lines'], 1, 3),
+    baselineSeconds: intOption('baseline-seconds', values['baseline-seconds'], 1, 3600),
+    baselineClient,
+    log,
+  });
+  result.write = write;
+  const b = write.baselines;
+  const by = `${b.client}, ${b.clients} clients, ${b.seconds} s`;
+  rows.push(['raw SQL (a): insert a 1 KiB jsonb row', `${b.insert_tps} tx/s`, by, '']);
+  rows.push(['raw SQL (b): reserve, 100 SKUs', `${b.reserve_spread_tps} tx/s`, by, '']);
+  rows.push(['raw SQL (c): reserve, one hot SKU', `${b.reserve_hot_tps} tx/s`, by, '']);
+  const mb = (n: number) => `${n.toFixed(0)} MB`;
+  for (const run of [write.spread, write.hot] as const) {
+    const what =
+      run.run === 'spread'
+        ? `spread (${run.skus} SKUs, ${run.lines_per_order} line${run.lines_per_order === '1' ? '' : 's'})`
+        : 'hot (one SKU)';
+    const intakeRatio = run.intake_per_s / b.insert_tps;
+    rows.push([
+      `intake, ${what}: 202/s`,
+      `${run.intake_per_s}/s`,
+      `${intakeRatio.toFixed(2)}× (a); ${run.accepted} of ${run.orders} in ${(run.posting_ms / 1000).toFixed(1)} s`,
+      `≥ 0.40× (a) — ${verdict(intakeRatio >= 0.4)}`,
+    ]);
+    rows.push([
+      `intake, ${what}: latency`,
+      `p99 ${run.latency_ms.p99} ms`,
+      `p50 ${run.latency_ms.p50} ms, p95 ${run.latency_ms.p95} ms, max ${run.latency_ms.max} ms`,
+      `p99 < 50 ms — ${verdict(run.latency_ms.p99 < 50)}`,
+    ]);
+    const e2e = (run: WriteRun, base: number) => run.end_to_end_per_s / base;
+    if (run.run === 'spread') {
+      const ratio = e2e(run, b.reserve_spread_tps);
+      rows.push([
+        `end to end, ${what}`,
+        `${run.end_to_end_per_s} orders/s`,
+        `${ratio.toFixed(2)}× (b); drain ${(run.drain_ms / 1000).toFixed(1)} s after posting`,
+        `≥ 0.50× (b) — ${verdict(ratio >= 0.5)}`,
+      ]);
+    } else {
+      const ratio = e2e(run, b.reserve_hot_tps);
+      const hot = run.hot;
+      const oversold = run.oversold_rows + (hot?.oversold ?? 0);
+      rows.push([
+        `end to end, ${what}`,
+        `${run.end_to_end_per_s} orders/s`,
+        `${ratio.toFixed(2)}× (c); drain ${(run.drain_ms / 1000).toFixed(1)} s after posting; oversold ${oversold}`,
+        `≥ 2.0× (c), 0 oversold — ${verdict(ratio >= 2 && oversold === 0)}`,
+      ]);
+      rows.push([
+        `hot SKU sold`,
+        `${hot?.sold ?? '?'} of ${hot?.stock ?? '?'}`,
+        `${run.orders} ordered; reserved ${hot?.reserved ?? '?'}; ${JSON.stringify(run.orders_by_state)}`,
+        `= stock — ${verdict(hot !== undefined && hot.sold === hot.stock && hot.reserved === hot.stock)}`,
+      ]);
+    }
+    rows.push([
+      `worker RSS, ${what}`,
+      mb(run.worker_rss_mb.max),
+      `idle ${mb(run.worker_rss_mb.idle)} (intake max ${mb(run.intake_rss_mb.max)})`,
+      `< 200 MB — ${verdict(run.worker_rss_mb.max < 200)}`,
+    ]);
+    rows.push([
+      `haat reconcile after ${run.run}`,
+      `exit ${run.reconcile_exit}`,
+      `after SIGTERM the worker exited ${run.stop_exit.worker}, the intake ${run.stop_exit.intake}`,
+      `exit 0 — ${verdict(run.reconcile_exit === 0)}`,
+    ]);
+  }
+}
+
+if (parts.has('expiry')) {
+  const expiry = await benchExpiry({
+    orders: intOption('expiry-orders', values['expiry-orders'], 1, 10_000_000),
+    timeoutMs: intOption('expiry-timeout', values['expiry-timeout'], 1, 86_400) * 1000,
+    log,
+  });
+  result.expiry = expiry;
+  const clean = expiry.expire_exit === 0 && expiry.pending_due_left === 0 && expiry.reconcile_after_exit === 0;
+  rows.push([
+    `haat reservations expire of ${expiry.orders} due orders`,
+    expiry.expire_exit === 'timeout'
+      ? `> ${(expiry.expire_ms / 1000).toFixed(0)} s (timeout)`
+      : `${(expiry.expire_ms / 1000).toFixed(1)} s`,
+    `${expiry.reservations} reservations; exit ${expiry.expire_exit}, ${expiry.pending_due_left} still due, reconcile before ${expiry.reconcile_before_exit} / after ${expiry.reconcile_after_exit}`,
+    expiry.orders === 100_000 ? `< 10 s, none left — ${verdict(clean && expiry.expire_ms < 10_000)}` : `none left — ${verdict(clean)}`,
   ]);
 }
 
