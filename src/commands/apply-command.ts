@@ -24,6 +24,7 @@ import { inTransaction } from '../db/transaction.ts';
 import { Command, type Outcome } from '../domain/commands.ts';
 import type { Logger } from '../log.ts';
 import { handlerFor } from './handlers.ts';
+import { applyPlaces, type Placement } from './order-handlers.ts';
 
 /** How long an event that names an order not placed yet is retried before its outcome is kept. */
 export const OUT_OF_ORDER_WINDOW_MS = 10 * 60_000;
@@ -315,31 +316,63 @@ async function inOneGo(
   }
   await lockTargets(tx, [...rows.values()]);
   const maintenanceOn = await maintenanceOnForCommand(tx);
-  const results: (QueuedResult | typeof DEFERRED)[] = [];
+  const results: (QueuedResult | typeof DEFERRED)[] = items.map(() => DEFERRED);
   const recorded: RecordedOutcome[] = [];
   const all: readonly (QueuedCommand & { readonly jobId?: string })[] = [...items, ...extras];
-  for (const item of all) {
+  const settle = (index: number, item: (typeof all)[number], decided: Decided) => {
+    if ('hold' in decided) results[index] = { ok: false, error: new MaintenanceHold('maintenance mode is on: the command waits') };
+    else if ('early' in decided) results[index] = { ok: false, error: decided.early };
+    else if ('stored' in decided) results[index] = { ok: true, outcome: decided.stored };
+    else {
+      recorded.push({ scope: item.scope, key: item.key, outcome: decided.outcome, attempts: item.attempts, payload: decided.payload });
+      results[index] = { ok: true, outcome: storedForm(decided.outcome) };
+      if (item.jobId !== undefined) completed.push(item.jobId);
+    }
+  };
+  // Placements that follow one another are decided together (applyPlaces: one read of the catalog
+  // and the stock, one write of each kind of row for all of them), still in arrival order; any
+  // other command ends the run first, so it sees the placements before it.
+  let run: { index: number; item: (typeof all)[number]; row: KeyRow; payload: Placement['payload'] }[] = [];
+  const flush = async () => {
+    if (run.length === 0) return;
+    const placed = run;
+    run = [];
+    const outcomes = await applyPlaces(
+      tx,
+      placed.map((p) => ({
+        payload: p.payload,
+        context: { command: { scope: p.item.scope, key: p.item.key }, actor: p.row.actor, final: true },
+      })),
+    );
+    for (const [i, p] of placed.entries()) settle(p.index, p.item, { outcome: outcomes[i] as Outcome, payload: p.row.payload });
+  };
+  for (const [index, item] of all.entries()) {
     const row = rows.get(`${item.scope}:${item.key}`);
     if (!row) {
-      results.push(DEFERRED);
+      results[index] = DEFERRED;
       continue;
     }
-    let decided: Decided;
     try {
-      decided = await decideOne(tx, item, row, maintenanceOn, log, options);
+      if (row.state === 'pending' && (!maintenanceOn || row.bypass_maintenance) && row.command_type === 'order.place') {
+        const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });
+        if (parsed.success && parsed.data.type === 'order.place') {
+          run.push({ index, item, row, payload: parsed.data.payload });
+          continue;
+        }
+      }
+      await flush();
+      settle(index, item, await decideOne(tx, item, row, maintenanceOn, log, options));
     } catch (error) {
       // Its effects (if any) cannot be undone alone here: the careful way gives it a savepoint.
       if (isRetryable(error)) throw error;
       throw new NeedsSavepoints('a command raised', { cause: error });
     }
-    if ('hold' in decided) results.push({ ok: false, error: new MaintenanceHold('maintenance mode is on: the command waits') });
-    else if ('early' in decided) results.push({ ok: false, error: decided.early });
-    else if ('stored' in decided) results.push({ ok: true, outcome: decided.stored });
-    else {
-      recorded.push({ scope: item.scope, key: item.key, outcome: decided.outcome, attempts: item.attempts, payload: decided.payload });
-      results.push({ ok: true, outcome: storedForm(decided.outcome) });
-      if (item.jobId !== undefined) completed.push(item.jobId);
-    }
+  }
+  try {
+    await flush();
+  } catch (error) {
+    if (isRetryable(error)) throw error;
+    throw new NeedsSavepoints('a placement raised', { cause: error });
   }
   await recordOutcomes(tx, recorded);
   // A drained job a worker took meanwhile is left to it: it finds its key done and does nothing.

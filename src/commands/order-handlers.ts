@@ -5,17 +5,18 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { findSku } from '../db/catalog.ts';
-import { type CommandRef, reserve } from '../db/inventory.ts';
+import { type CommandRef, lockStock } from '../db/inventory.ts';
 import { captureOrder, findPayment, recordPayment, reverseOrder, type UnappliedReason } from '../db/ledger.ts';
 import {
   closeOrderReservations,
   findOrder,
-  insertOrder,
   insertUnpricedRejection,
+  itemsOfOrders,
   lockOrder,
   moveOrder,
   type OrderItemRow,
-  type OrderRow,
+  OrderRow,
+  orderColumns as orderColumnsFragment,
   orderItems,
   restockOrder,
 } from '../db/orders.ts';
@@ -23,10 +24,11 @@ import type { DatabaseTransaction, Queryable } from '../db/pool.ts';
 import { readSetting } from '../db/settings.ts';
 import { sql } from '../db/sql.ts';
 import type { CommandOf, Outcome, OutcomeError } from '../domain/commands.ts';
-import { normaliseLines } from '../domain/inventory/decide-reservation.ts';
-import { type Currency, MAX_ORDER_TOTAL, moneyJson, splitBySeller } from '../domain/money.ts';
+import { decideReservation, normaliseLines, type ReservationLine, type Shortage } from '../domain/inventory/decide-reservation.ts';
+import { type Currency, MAX_ORDER_TOTAL, moneyJson, type SellerSplit, splitBySeller } from '../domain/money.ts';
 import { decideTransition, isOrderState, type OrderState } from '../domain/orders/states.ts';
 import { snapshotHash } from '../domain/snapshot.ts';
+import { InvariantError } from '../errors.ts';
 import { fail, refuse } from './outcome.ts';
 
 export type OrderContext = { readonly command: CommandRef; readonly actor: string; readonly final?: boolean };
@@ -71,9 +73,18 @@ function refFor(command: CommandRef): string {
 
 type PlacePayload = CommandOf<'order.place'>['payload'];
 
-export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<OutcomeError | null> {
-  const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
-  const skus = await Promise.all(lines.map((l) => findSku(db, l.sku)));
+type PricedSku = { readonly code: string; readonly seller: string; readonly price_amount: bigint; readonly currency: string };
+
+/**
+ * Whether a placement can be priced, from its normalised lines and the catalog rows of its SKUs:
+ * every SKU known, one currency, a total within the maximum. Pure; precheck and apply share it.
+ */
+function pricingRefusal(
+  p: PlacePayload,
+  lines: readonly ReservationLine[],
+  skuOf: (code: string) => PricedSku | undefined,
+): OutcomeError | null {
+  const skus = lines.map((l) => skuOf(l.sku));
   const missing = lines.filter((_, i) => !skus[i]).map((l) => l.sku);
   if (missing.length) return refuse('not_found', `SKU not found: ${missing.join(', ')}`, { skus: missing });
   const currencies = [...new Set([...(p.currency ? [p.currency] : []), ...skus.map((s) => s?.currency)])];
@@ -85,56 +96,258 @@ export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<Out
       total,
       max: MAX_ORDER_TOTAL,
     });
-  if (p.ref && (await findOrder(db, p.ref))) return refuse('conflict', `order ref ${p.ref} is already taken`, { ref: p.ref });
+  return null;
+}
+
+const refTaken = (ref: string) => refuse('conflict', `order ref ${ref} is already taken`, { ref });
+
+export async function precheckPlace(db: Queryable, p: PlacePayload): Promise<OutcomeError | null> {
+  const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
+  const skus = new Map((await Promise.all(lines.map((l) => findSku(db, l.sku)))).flatMap((s) => (s ? [[s.code, s] as const] : [])));
+  const refusal = pricingRefusal(p, lines, (code) => skus.get(code));
+  if (refusal) return refusal;
+  if (p.ref && (await findOrder(db, p.ref))) return refTaken(p.ref);
   return null;
 }
 
 export async function applyPlace(tx: DatabaseTransaction, p: PlacePayload, context: OrderContext): Promise<Outcome> {
-  const refusal = await precheckPlace(tx, p);
-  if (refusal) return rejectUnpriced(tx, p, refusal, context);
-  const lines = normaliseLines(p.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) })));
-  // Prices are the catalog's, read inside this transaction; a client never supplies one.
-  const prices = await tx.any(sql.type(z.object({ code: z.string(), seller: z.string(), price_amount: z.bigint(), currency: z.string() }))`
-    select code, seller, price_amount, currency from skus where code = any(${sql.array(
+  const [outcome] = await applyPlaces(tx, [{ payload: p, context }]);
+  if (!outcome) throw new InvariantError('a placement without an outcome');
+  return outcome;
+}
+
+export type Placement = { readonly payload: PlacePayload; readonly context: OrderContext };
+
+type Draft = {
+  readonly index: number;
+  readonly ref: string;
+  readonly buyer: string;
+  readonly currency: string;
+  readonly state: 'pending' | 'rejected';
+  readonly items: readonly { sku: string; qty: bigint; unitPrice: bigint }[];
+  readonly splits: readonly SellerSplit[];
+  readonly total: bigint;
+  readonly snapshotHash: string;
+  readonly shortages: readonly Shortage[];
+  readonly context: OrderContext;
+};
+
+/**
+ * Placements, many at once, in arrival order: the one implementation of order.place (applyPlace is
+ * a batch of one). Under the transaction, with the SKU rows locked once for the whole batch, each
+ * placement is decided in turn against the stock the earlier ones left — all of its lines reserved,
+ * or the order recorded rejected (insufficient_stock) — and then every order, item, seller split,
+ * transition, reservation and movement of the batch is written set-based, a fixed number of
+ * statements whatever its size. Prices are the catalog's, read in the transaction; a client never
+ * supplies one. A placement that cannot be priced is rejected by rejectUnpriced, as it comes.
+ */
+export async function applyPlaces(tx: DatabaseTransaction, placements: readonly Placement[]): Promise<Outcome[]> {
+  const outcomes: (Outcome | null)[] = placements.map(() => null);
+  const linesOf = placements.map((x) => normaliseLines(x.payload.items.map((i) => ({ sku: i.sku, qty: BigInt(i.qty) }))));
+  const codes = [...new Set(linesOf.flat().map((l) => l.sku))].sort();
+  const catalog = new Map(
+    (
+      await tx.any(sql.type(z.object({ code: z.string(), seller: z.string(), price_amount: z.bigint(), currency: z.string() }))`
+        select code, seller, price_amount, currency from skus where code = any(${sql.array(codes, 'text')})`)
+    ).map((r) => [r.code, r]),
+  );
+  const asked = [...new Set(placements.flatMap((x) => (x.payload.ref ? [x.payload.ref] : [])))];
+  const taken = new Set(
+    asked.length === 0
+      ? []
+      : await tx.anyFirst(sql.type(z.object({ ref: z.string() }))`select ref from orders where ref = any(${sql.array(asked, 'text')})`),
+  );
+  // The stock as it stands under the lock; each accepted placement takes its share before the next.
+  const stock = new Map(
+    (
+      await lockStock(
+        tx,
+        codes.filter((c) => catalog.has(c)),
+      )
+    ).map((r) => [r.sku, { sku: r.sku, onHand: r.on_hand, reserved: r.reserved }]),
+  );
+  const { ttlSeconds, commissionBps } = await placementSettings(tx);
+  const drafts: Draft[] = [];
+  for (const [index, { payload: p, context }] of placements.entries()) {
+    const lines = linesOf[index] ?? [];
+    const refusal = pricingRefusal(p, lines, (code) => catalog.get(code)) ?? (p.ref && taken.has(p.ref) ? refTaken(p.ref) : null);
+    if (refusal) {
+      outcomes[index] = await rejectUnpriced(tx, p, refusal, context);
+      // An order it recorded holds the ref from now on.
+      if (!outcomes[index]?.ok && p.ref) taken.add(p.ref);
+      continue;
+    }
+    const decision = decideReservation(
+      lines,
+      lines.flatMap((l) => {
+        const row = stock.get(l.sku);
+        return row ? [row] : [];
+      }),
+    );
+    if (!decision.ok && decision.code === 'not_found') {
+      outcomes[index] = fail(refuse('not_found', `SKU not found: ${decision.missing.join(', ')}`, { skus: decision.missing }));
+      continue;
+    }
+    if (decision.ok) {
+      for (const l of decision.lines) {
+        const row = stock.get(l.sku);
+        if (row) stock.set(l.sku, { ...row, reserved: row.reserved + l.qty });
+      }
+    }
+    const currency = catalog.get(lines[0]?.sku ?? '')?.currency ?? 'INR';
+    const items = lines.map((l) => ({ sku: l.sku, qty: l.qty, unitPrice: catalog.get(l.sku)?.price_amount ?? 0n }));
+    const splits = splitBySeller(
+      items.map((i) => ({ seller: catalog.get(i.sku)?.seller ?? '', total: i.unitPrice * i.qty })),
+      commissionBps,
+    );
+    const total = items.reduce((sum, i) => sum + i.unitPrice * i.qty, 0n);
+    const ref = p.ref ?? refFor(context.command);
+    if (p.ref) taken.add(p.ref);
+    drafts.push({
+      index,
+      ref,
+      buyer: p.buyer,
+      currency,
+      state: decision.ok ? 'pending' : 'rejected',
+      items,
+      splits,
+      total,
+      snapshotHash: snapshotHash({
+        currency,
+        total,
+        commissionBps,
+        splits,
+        items: items.map((i) => ({ ...i, total: i.unitPrice * i.qty })),
+      }),
+      shortages: decision.ok ? [] : decision.shortages,
+      context,
+    });
+  }
+  if (drafts.length > 0) {
+    const written = await insertOrders(tx, drafts, { ttlSeconds, commissionBps });
+    for (const draft of drafts) {
+      const order = written.get(draft.ref);
+      if (!order) throw new InvariantError(`order ${draft.ref} vanished after its insert`);
+      const json = orderJson(order.row, order.items);
+      outcomes[draft.index] =
+        draft.state === 'pending'
+          ? { ok: true, result: json }
+          : fail(
+              refuse(
+                'insufficient_stock',
+                `not enough stock for ${draft.shortages.map((x) => x.sku).join(', ')}; order ${draft.ref} recorded as rejected`,
+                { order: json, shortages: draft.shortages },
+              ),
+            );
+    }
+  }
+  return outcomes.map((o) => {
+    if (!o) throw new InvariantError('a placement of the batch has no outcome');
+    return o;
+  });
+}
+
+/**
+ * Writes the batch's priced orders: orders, items, seller splits and first transitions, then the
+ * reservations of the pending ones with their movements and the SKUs' reserved — set-based, one
+ * statement each — and reads them back as every reader sees them.
+ */
+async function insertOrders(
+  tx: DatabaseTransaction,
+  drafts: readonly Draft[],
+  settings: { ttlSeconds: number; commissionBps: number },
+): Promise<Map<string, { row: OrderRow; items: readonly OrderItemRow[] }>> {
+  const text = (f: (d: Draft) => string | null) => sql.array(drafts.map(f) as string[], 'text');
+  const ids = new Map(
+    (
+      await tx.any(sql.type(z.object({ id: z.string(), ref: z.string() }))`
+        insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, snapshot_hash, expires_at)
+        select t.ref, t.buyer, t.currency, t.state, t.total, t.reason, ${settings.commissionBps}, t.hash,
+               case when t.state = 'pending' then now() + make_interval(secs => ${settings.ttlSeconds}) end
+        from unnest(${text((d) => d.ref)}, ${text((d) => d.buyer)}, ${text((d) => d.currency)}, ${text((d) => d.state)},
+                    ${sql.array(
+                      drafts.map((d) => d.total.toString()),
+                      'int8',
+                    )}, ${text((d) => (d.state === 'rejected' ? 'insufficient_stock' : null))}, ${text((d) => d.snapshotHash)})
+             with ordinality as t(ref, buyer, currency, state, total, reason, hash, n)
+        order by t.n
+        returning id::text as id, ref`)
+    ).map((r) => [r.ref, r.id]),
+  );
+  const idOf = (d: Draft) => {
+    const id = ids.get(d.ref);
+    if (!id) throw new InvariantError(`order ${d.ref} has no id after its insert`);
+    return id;
+  };
+  const lines = drafts.flatMap((d) => d.items.map((i) => ({ id: idOf(d), ...i })));
+  await tx.query(sql.unsafe`
+    insert into order_items (order_id, sku, qty, unit_price, total)
+    select i.order_id, i.sku, i.qty, i.unit_price, i.qty * i.unit_price
+    from unnest(${sql.array(
+      lines.map((l) => l.id),
+      'uuid',
+    )}, ${sql.array(
       lines.map((l) => l.sku),
       'text',
-    )}) order by code`);
-  const priceOf = new Map(prices.map((r) => [r.code, r]));
-  const currency = prices[0]?.currency ?? 'INR';
-  const ref = p.ref ?? refFor(context.command);
-  const items = lines.map((l) => ({ sku: l.sku, qty: l.qty, unitPrice: priceOf.get(l.sku)?.price_amount ?? 0n }));
-  const { ttlSeconds, commissionBps } = await placementSettings(tx);
-  const splits = splitBySeller(
-    items.map((i) => ({ seller: priceOf.get(i.sku)?.seller ?? '', total: i.unitPrice * i.qty })),
-    commissionBps,
-  );
-  const total = items.reduce((sum, i) => sum + i.unitPrice * i.qty, 0n);
-  const hash = snapshotHash({ currency, total, commissionBps, splits, items: items.map((i) => ({ ...i, total: i.unitPrice * i.qty })) });
-  // The order row exists before its reservations, which name it as their holder.
-  const draft = { ref, buyer: p.buyer, currency, items, ttlSeconds, commissionBps, splits, snapshotHash: hash };
-  const savepoint = await tx
-    .transaction(async (inner) => {
-      const order = await insertOrder(inner, { ...draft, state: 'pending', rejectReason: null }, context);
-      const reserved = await reserve(inner, order.id, lines, context.command);
-      if (!reserved.ok) throw new Refused(reserved);
-      return order;
-    })
-    .catch((error: unknown) => {
-      if (error instanceof Refused) return error.result;
-      throw error;
-    });
-  if ('id' in savepoint) return orderOutcome(tx, savepoint);
-  if (savepoint.code === 'not_found')
-    return fail(refuse('not_found', `SKU not found: ${savepoint.missing.join(', ')}`, { skus: savepoint.missing }));
-  const rejected = await insertOrder(tx, { ...draft, state: 'rejected', rejectReason: 'insufficient_stock' }, context);
-  const order = orderJson(rejected, await orderItems(tx, rejected.id));
-  return fail(
-    refuse(
-      'insufficient_stock',
-      `not enough stock for ${savepoint.shortages.map((s) => s.sku).join(', ')}; order ${ref} recorded as rejected`,
-      { order, shortages: savepoint.shortages },
-    ),
-  );
+    )}, ${sql.array(
+      lines.map((l) => l.qty.toString()),
+      'int8',
+    )}, ${sql.array(
+      lines.map((l) => l.unitPrice.toString()),
+      'int8',
+    )}) as i(order_id, sku, qty, unit_price)`);
+  const splits = drafts.flatMap((d) => d.splits.map((x) => ({ id: idOf(d), ...x })));
+  await tx.query(sql.unsafe`
+    insert into order_seller_splits (order_id, seller, subtotal, commission, payout)
+    select s.order_id, s.seller, s.subtotal, s.commission, s.payout
+    from unnest(${sql.array(
+      splits.map((x) => x.id),
+      'uuid',
+    )}, ${sql.array(
+      splits.map((x) => x.seller),
+      'text',
+    )}, ${sql.array(
+      splits.map((x) => x.subtotal.toString()),
+      'int8',
+    )}, ${sql.array(
+      splits.map((x) => x.commission.toString()),
+      'int8',
+    )}, ${sql.array(
+      splits.map((x) => x.payout.toString()),
+      'int8',
+    )}) as s(order_id, seller, subtotal, commission, payout)`);
+  await tx.query(sql.unsafe`
+    insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
+    select t.order_id, null, t.state, t.actor, t.reason, t.scope, t.key
+    from unnest(${sql.array(drafts.map(idOf), 'uuid')}, ${text((d) => d.state)}, ${text((d) => d.context.actor)},
+                ${text((d) => (d.state === 'rejected' ? 'insufficient_stock' : null))}, ${text((d) => d.context.command?.scope ?? null)},
+                ${text((d) => d.context.command?.key ?? null)}) with ordinality as t(order_id, state, actor, reason, scope, key, n)
+    order by t.n`);
+  const held = drafts
+    .filter((d) => d.state === 'pending')
+    .flatMap((d) => d.items.map((i) => ({ holder: idOf(d), command: d.context.command, ...i })));
+  if (held.length > 0) {
+    const col = (f: (h: (typeof held)[number]) => string | null) => sql.array(held.map(f) as string[], 'text');
+    await tx.query(sql.unsafe`
+      with l as (
+        select * from unnest(${col((h) => h.holder)}, ${col((h) => h.sku)}, ${sql.array(
+          held.map((h) => h.qty.toString()),
+          'int8',
+        )}, ${col((h) => h.command?.scope ?? null)}, ${col((h) => h.command?.key ?? null)}) as l(holder, sku, qty, scope, key)
+      ), created as (
+        insert into reservations (holder, sku, qty) select holder, sku, qty from l returning id, holder, sku, qty
+      ), moved as (
+        insert into inventory_movements (sku, kind, on_hand_delta, reserved_delta, reservation_id, command_scope, command_key)
+        select c.sku, 'reserve', 0, c.qty, c.id, l.scope, l.key from created c join l on l.holder = c.holder and l.sku = c.sku
+      )
+      update inventory i set reserved = i.reserved + t.qty, updated_at = now()
+      from (select sku, sum(qty)::int8 as qty from l group by sku) t
+      where i.sku = t.sku`);
+  }
+  const orderIds = drafts.map(idOf);
+  const rows = await tx.any(sql.type(OrderRow)`select ${orderColumnsFragment} from orders where id = any(${sql.array(orderIds, 'uuid')})`);
+  const items = await itemsOfOrders(tx, orderIds);
+  return new Map(rows.map((row) => [row.ref, { row, items: items.get(row.id) ?? [] }]));
 }
 
 /**
@@ -188,14 +401,6 @@ async function rejectUnpriced(tx: DatabaseTransaction, p: PlacePayload, refusal:
       order: orderJson(rejected, []),
     }),
   );
-}
-
-class Refused extends Error {
-  readonly result: Extract<Awaited<ReturnType<typeof reserve>>, { ok: false }>;
-  constructor(result: Extract<Awaited<ReturnType<typeof reserve>>, { ok: false }>) {
-    super('refused');
-    this.result = result;
-  }
 }
 
 /** Locks the order and checks the move; returns the order or the refusal. */

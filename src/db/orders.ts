@@ -44,7 +44,8 @@ export const TransitionRow = z.object({
 });
 export type TransitionRow = z.infer<typeof TransitionRow>;
 
-const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at, commission_bps, snapshot_hash,
+/** The columns of an OrderRow, for a select from orders. */
+export const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at, commission_bps, snapshot_hash,
   case when state = 'rejected' then (
     select json_agg(json_build_object('sku', r.sku, 'qty', r.qty::text) order by r.line)::text
     from order_requested_items r where r.order_id = orders.id) end as requested_items`;
