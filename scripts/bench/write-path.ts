@@ -111,6 +111,8 @@ function childEnv(home: string, url: string, secret: string): Env {
     HAAT_WEBHOOK_SECRET_STOREFRONT: secret,
     HAAT_WEBHOOK_SECRET_PAYMENTS: secret,
     HAAT_WEBHOOK_SECRET_LOGISTICS: secret,
+    // For profiling the children, e.g. BENCH_CHILD_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    ...(process.env.BENCH_CHILD_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_CHILD_NODE_OPTIONS } : {}),
   };
 }
 

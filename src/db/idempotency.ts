@@ -46,7 +46,7 @@ export function storedForm(outcome: Outcome): Outcome {
   return OutcomeSchema.parse(parseJsonExact(toJsonText(outcome)));
 }
 
-const JOB_KEY_PREFIX = 'cmd:';
+export const JOB_KEY_PREFIX = 'cmd:';
 
 export function jobKeyOf(scope: string, key: string): string {
   return `${JOB_KEY_PREFIX}${scope}:${key}`;

@@ -11,10 +11,15 @@ export async function inTransaction<T>(
   fn: (tx: DatabaseTransaction) => Promise<T>,
   options: { attempts?: number; log?: Logger } = {},
 ): Promise<T> {
+  return withRetry(() => pool.transaction(fn), options);
+}
+
+/** Runs `fn` (one transaction, or one statement that is its own) again on a retryable error. */
+export async function withRetry<T>(fn: () => Promise<T>, options: { attempts?: number; log?: Logger } = {}): Promise<T> {
   const attempts = options.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await pool.transaction(fn);
+      return await fn();
     } catch (error) {
       if (attempt >= attempts || !isRetryable(error)) throw error;
       options.log?.warn({ err: error, attempt }, 'transaction failed with a retryable error; running it again');

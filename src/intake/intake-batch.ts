@@ -1,7 +1,8 @@
-// Group commit for the webhook intake. A verified, parsed event waits a few milliseconds (the linger)
-// and is stored together with the others that arrived meanwhile, in one transaction: one multi-row
-// insert into the inbox (webhook_events), every new event's idempotency key claimed in one statement
-// and its job added in one add_jobs call (claimKeysAndEnqueue). Each request is answered only after
+// Group commit for the webhook intake. A verified, parsed event is stored together with the others
+// that arrived meanwhile (while the batches in flight commit, or within the linger) in ONE statement
+// and so one transaction: the storefront_order_placed flag read, one multi-row insert into the inbox
+// (webhook_events), every new event's idempotency key claimed and its job added in one add_jobs
+// call, as data-modifying CTEs. Each request is answered only after
 // that commit, with its own result: stored now (202), or there already (200 or 409, by the body's
 // hash), or refused by the storefront_order_placed flag (503, nothing stored).
 // A batch that fails on a lost connection fails every request in it (503: nothing was stored). A
@@ -10,13 +11,13 @@
 
 import { z } from 'zod';
 import { isConnectionFailure } from '../db/errors.ts';
-import { type Claim, claimKeysAndEnqueue, WEBHOOK_SCOPE_PREFIX } from '../db/idempotency.ts';
-import { flagEnabled } from '../db/operations.ts';
-import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
+import { APPLY_COMMAND_TASK, DOMAIN_FLAG, JOB_KEY_PREFIX, WEBHOOK_SCOPE_PREFIX } from '../db/idempotency.ts';
+import type { DatabasePool, Queryable } from '../db/pool.ts';
 import { sql } from '../db/sql.ts';
-import { inTransaction } from '../db/transaction.ts';
+import { withRetry } from '../db/transaction.ts';
 import { type Command, fingerprint } from '../domain/commands.ts';
 import type { Source } from '../domain/events.ts';
+import { toJsonText } from '../domain/json.ts';
 import type { Logger } from '../log.ts';
 
 export type IntakeEvent = {
@@ -43,7 +44,11 @@ export type IntakeBatcher = {
 };
 
 export type BatchOptions = {
-  /** How long the first request of a batch waits for others (ms). */
+  /**
+   * How long the first request of a batch waits for others (ms). 0 (the default): until the requests
+   * read in the same turn of the event loop are parsed; under load, batches form on their own from
+   * what arrives while the batches in flight commit.
+   */
   readonly lingerMs?: number;
   /** The most events in one transaction. */
   readonly maxBatch?: number;
@@ -57,75 +62,100 @@ type Waiting = { readonly event: IntakeEvent; resolve(result: IntakeResult): voi
 
 const idOf = (e: IntakeEvent) => `${e.source}:${e.webhookId}`;
 
-/** Stores a batch in the caller's transaction; one result per event, in order. */
-export async function storeEvents(tx: DatabaseTransaction, events: readonly IntakeEvent[]): Promise<IntakeResult[]> {
-  const accepting = !events.some((e) => e.eventType === 'order.placed') || (await flagEnabled(tx, ORDER_PLACED_FLAG));
-  const results: (IntakeResult | null)[] = events.map((e) =>
-    !accepting && e.eventType === 'order.placed' ? { status: 'disabled' } : null,
-  );
+const Stored = z.object({ n: z.bigint(), accepting: z.boolean(), stored: z.boolean(), earlier: z.string().nullable() });
+
+/**
+ * Stores a batch in ONE statement (so one round trip, and its own transaction unless the caller's
+ * `db` is one): the flag read, the inbox insert, the keys claimed and the jobs added, as
+ * data-modifying CTEs that commit together or not at all. One result per event, in order.
+ */
+export async function storeEvents(db: Queryable, events: readonly IntakeEvent[]): Promise<IntakeResult[]> {
   // The first of two requests with one webhook-id in the batch is the one stored; the later one
   // reads as a duplicate of it.
   const first = new Map<string, number>();
   events.forEach((e, i) => {
-    if (results[i] === null && !first.has(idOf(e))) first.set(idOf(e), i);
+    if (!first.has(idOf(e))) first.set(idOf(e), i);
   });
   const candidates = [...first.values()].map((i) => events[i] as IntakeEvent);
   const text = (f: (e: IntakeEvent) => string) => sql.array(candidates.map(f), 'text');
-  const inserted =
-    candidates.length === 0
-      ? []
-      : await tx.any(sql.type(z.object({ source: z.string(), webhook_id: z.string() }))`
-          insert into webhook_events (source, webhook_id, event_type, body_sha256, body)
-          select * from unnest(${text((e) => e.source)}, ${text((e) => e.webhookId)}, ${text((e) => e.eventType)},
-                               ${text((e) => e.bodySha256)}, ${text((e) => e.body)})
-          on conflict (source, webhook_id) do nothing
-          returning source, webhook_id`);
-  const stored = new Set(inserted.map((r) => `${r.source}:${r.webhook_id}`));
-  const fresh = candidates.filter((e) => stored.has(idOf(e)));
-  // A key left from an event no longer in the inbox is not claimed twice (claimKeys skips it).
-  await claimKeysAndEnqueue(
-    tx,
-    fresh.map(
-      (e): Claim => ({
-        scope: `${WEBHOOK_SCOPE_PREFIX}${e.source}`,
-        key: e.webhookId,
-        fingerprint: fingerprint(e.command),
-        command: e.command,
-        actor: `${WEBHOOK_SCOPE_PREFIX}${e.source}`,
-      }),
-    ),
-  );
-  const others = candidates.filter((e) => !stored.has(idOf(e)));
-  const earlier = new Map<string, string>();
-  if (others.length > 0) {
-    const rows = await tx.any(sql.type(z.object({ source: z.string(), webhook_id: z.string(), body_sha256: z.string() }))`
+  const rows = await db.any(sql.type(Stored)`
+    with input as (
+      select * from unnest(${text((e) => e.source)}, ${text((e) => e.webhookId)}, ${text((e) => e.eventType)},
+                           ${text((e) => e.bodySha256)}, ${text((e) => e.body)}, ${text((e) => fingerprint(e.command))},
+                           ${text((e) => e.command.type)}, ${sql.array(
+                             candidates.map((e) => toJsonText(e.command.payload ?? null)),
+                             'jsonb',
+                           )})
+        with ordinality as t(source, webhook_id, event_type, body_sha256, body, fingerprint, command_type, payload, n)
+    ), flag as (
+      select coalesce((select enabled from feature_flags where name = ${ORDER_PLACED_FLAG}), false) as enabled
+    ), accepted as (
+      select input.* from input, flag where input.event_type <> 'order.placed' or flag.enabled
+    ), inbox as (
+      insert into webhook_events (source, webhook_id, event_type, body_sha256, body)
+      select source, webhook_id, event_type, body_sha256, body from accepted order by n
+      on conflict (source, webhook_id) do nothing
+      returning source, webhook_id
+    ), claimed as (
+      -- A key left from an event no longer in the inbox is not claimed twice.
+      insert into idempotency_keys (scope, key, fingerprint, command_type, payload, actor, bypass_maintenance)
+      select ${WEBHOOK_SCOPE_PREFIX}::text || a.source, a.webhook_id, a.fingerprint, a.command_type, a.payload,
+             ${WEBHOOK_SCOPE_PREFIX}::text || a.source, false
+      from accepted a join inbox i on i.source = a.source and i.webhook_id = a.webhook_id
+      order by a.n
+      on conflict (scope, key) do nothing
+      returning scope, key
+    ), jobs as (
+      select count(*) as n from graphile_worker.add_jobs(array(
+        select row(${APPLY_COMMAND_TASK}::text, json_build_object('scope', c.scope, 'key', c.key), null, null, 10,
+                   ${JOB_KEY_PREFIX}::text || c.scope || ':' || c.key, null, array[${DOMAIN_FLAG}::text])::graphile_worker.job_spec
+        from claimed c))
+    )
+    select input.n, flag.enabled or input.event_type <> 'order.placed' as accepting,
+           inbox.webhook_id is not null as stored, e.body_sha256 as earlier
+    from input cross join flag cross join jobs
+    left join inbox on inbox.source = input.source and inbox.webhook_id = input.webhook_id
+    left join webhook_events e on e.source = input.source and e.webhook_id = input.webhook_id
+    order by input.n`);
+  const byId = new Map(candidates.map((e, i) => [idOf(e), rows[i]]));
+  const late: IntakeEvent[] = [];
+  for (const e of candidates) {
+    const row = byId.get(idOf(e));
+    // Stored by a transaction that committed while this statement ran: its row is newer than the
+    // statement's snapshot, so its hash is read once more.
+    if (row?.accepting && !row.stored && row.earlier === null) late.push(e);
+  }
+  const lateHashes = new Map<string, string>();
+  if (late.length > 0) {
+    const found = await db.any(sql.type(z.object({ source: z.string(), webhook_id: z.string(), body_sha256: z.string() }))`
       select source, webhook_id, body_sha256 from webhook_events
       where (source, webhook_id) in (select * from unnest(${sql.array(
-        others.map((e) => e.source),
+        late.map((e) => e.source),
         'text',
       )}, ${sql.array(
-        others.map((e) => e.webhookId),
+        late.map((e) => e.webhookId),
         'text',
       )}))`);
-    for (const r of rows) earlier.set(`${r.source}:${r.webhook_id}`, r.body_sha256);
+    for (const r of found) lateHashes.set(`${r.source}:${r.webhook_id}`, r.body_sha256);
   }
   return events.map((e, i) => {
-    const decided = results[i];
-    if (decided) return decided;
     const id = idOf(e);
-    if (first.get(id) === i && stored.has(id)) return { status: 'stored' };
-    const hash = stored.has(id) ? (events[first.get(id) as number] as IntakeEvent).bodySha256 : earlier.get(id);
+    const row = byId.get(id);
+    if (!row) throw new Error(`webhook ${id} has no result`);
+    if (!row.accepting) return { status: 'disabled' };
+    if (first.get(id) === i && row.stored) return { status: 'stored' };
+    const hash = row.stored ? (events[first.get(id) as number] as IntakeEvent).bodySha256 : (row.earlier ?? lateHashes.get(id));
     if (hash === undefined) throw new Error(`webhook ${id} neither stored nor found`);
     return { status: 'exists', bodySha256: hash };
   });
 }
 
 export function createIntakeBatcher(pool: DatabasePool, log: Logger, options: BatchOptions = {}): IntakeBatcher {
-  const lingerMs = options.lingerMs ?? 2;
+  const lingerMs = options.lingerMs ?? 0;
   const maxBatch = options.maxBatch ?? 200;
   const maxInFlight = options.maxInFlight ?? 4;
   let waiting: Waiting[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   let inFlight = 0;
   const idle: (() => void)[] = [];
 
@@ -133,7 +163,7 @@ export function createIntakeBatcher(pool: DatabasePool, log: Logger, options: Ba
     await Promise.all(
       batch.map(async (w) => {
         try {
-          const [result] = await inTransaction(pool, (tx) => storeEvents(tx, [w.event]), { log });
+          const [result] = await withRetry(() => storeEvents(pool, [w.event]), { log });
           w.resolve(result as IntakeResult);
         } catch (error) {
           w.reject(error);
@@ -144,11 +174,10 @@ export function createIntakeBatcher(pool: DatabasePool, log: Logger, options: Ba
 
   const run = async (batch: Waiting[]) => {
     try {
-      const results = await inTransaction(
-        pool,
-        (tx) =>
+      const results = await withRetry(
+        () =>
           storeEvents(
-            tx,
+            pool,
             batch.map((w) => w.event),
           ),
         { log },
@@ -165,7 +194,10 @@ export function createIntakeBatcher(pool: DatabasePool, log: Logger, options: Ba
   };
 
   const flush = () => {
-    if (timer) clearTimeout(timer);
+    if (timer) {
+      clearTimeout(timer as NodeJS.Timeout);
+      clearImmediate(timer as NodeJS.Immediate);
+    }
     timer = undefined;
     while (waiting.length > 0 && inFlight < maxInFlight) {
       const batch = waiting.slice(0, maxBatch);
@@ -185,7 +217,7 @@ export function createIntakeBatcher(pool: DatabasePool, log: Logger, options: Ba
       new Promise<IntakeResult>((resolve, reject) => {
         waiting.push({ event, resolve, reject });
         if (waiting.length >= maxBatch) flush();
-        else if (timer === undefined && inFlight < maxInFlight) timer = setTimeout(flush, lingerMs);
+        else if (timer === undefined && inFlight < maxInFlight) timer = lingerMs > 0 ? setTimeout(flush, lingerMs) : setImmediate(flush);
       }),
     close: async () => {
       flush();
