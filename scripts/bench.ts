@@ -108,6 +108,19 @@ if (parts.has('write')) {
   rows.push(['raw SQL (a): insert a 1 KiB jsonb row', `${b.insert_tps} tx/s`, by, '']);
   rows.push(['raw SQL (b): reserve, 100 SKUs', `${b.reserve_spread_tps} tx/s`, by, '']);
   rows.push(['raw SQL (c): reserve, one hot SKU', `${b.reserve_hot_tps} tx/s`, by, '']);
+  // The application alone: a backlog posted with the worker stopped, then drained (no target of its
+  // own: it shows what bounds the end-to-end figures).
+  for (const [run, base, label] of [
+    [write.spreadBacklog, b.reserve_spread_tps, '(b)'],
+    [write.hotBacklog, b.reserve_hot_tps, '(c)'],
+  ] as const) {
+    rows.push([
+      `worker alone, backlog of ${run.orders}, ${run.run === 'spread' ? `${run.skus} SKUs` : 'one hot SKU'}`,
+      `${run.end_to_end_per_s} orders/s`,
+      `${(run.end_to_end_per_s / base).toFixed(2)}× ${label}; oversold ${run.oversold_rows + (run.hot?.oversold ?? 0)}; reconcile exit ${run.reconcile_exit}; RSS ${run.worker_rss_mb.max.toFixed(0)} MB`,
+      '',
+    ]);
+  }
   const mb = (n: number) => `${n.toFixed(0)} MB`;
   for (const run of [write.spread, write.hot] as const) {
     const what =

@@ -40,6 +40,8 @@ const RSS_SAMPLE_MS = 200;
 
 export type WriteRun = {
   readonly run: 'spread' | 'hot';
+  /** The worker started after posting: end_to_end is then the application alone, from its start. */
+  readonly backlog: boolean;
   readonly orders: number;
   readonly lines_per_order: string;
   readonly skus: number;
@@ -77,7 +79,13 @@ export type WriteRun = {
   readonly reconcile_exit: number;
 };
 
-export type WriteFigures = { readonly baselines: Baselines; readonly spread: WriteRun; readonly hot: WriteRun };
+export type WriteFigures = {
+  readonly baselines: Baselines;
+  readonly spread: WriteRun;
+  readonly hot: WriteRun;
+  readonly spreadBacklog: WriteRun;
+  readonly hotBacklog: WriteRun;
+};
 
 export type ExpiryFigures = {
   readonly orders: number;
@@ -195,14 +203,21 @@ function rssMb(pid: number): number | null {
   }
 }
 
-function rssSampler(pid: number) {
-  const idle = rssMb(pid) ?? 0;
+function rssSampler(first: number) {
+  let pid = first;
+  let idle = rssMb(pid) ?? 0;
   let max = idle;
   const timer = setInterval(() => {
     const v = rssMb(pid);
     if (v !== null && v > max) max = v;
   }, RSS_SAMPLE_MS);
   return {
+    /** Samples another process (a worker started later) from now on. */
+    restart: (next: number) => {
+      pid = next;
+      idle = rssMb(pid) ?? 0;
+      max = idle;
+    },
     stop: () => {
       clearInterval(timer);
       const v = rssMb(pid);
@@ -318,7 +333,11 @@ async function postAll(port: number, requests: readonly Request[], clients: numb
 
 type RunOptions = { readonly orders: number; readonly maxLines: number; readonly log: Logger };
 
-async function writeRun(kind: 'spread' | 'hot', options: RunOptions): Promise<WriteRun> {
+/**
+ * One run. With `backlog`, the worker starts only once every order is posted: the drain then
+ * measures the application alone (the worker's batches), without the intake as its bound.
+ */
+async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = false): Promise<WriteRun> {
   const { orders, maxLines, log } = options;
   const home = await fs.mkdtemp(path.join(os.tmpdir(), `haat-bench-write-${kind}-`));
   let scratch: ScratchDatabase | undefined;
@@ -352,7 +371,8 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions): Promise<Wr
     // The services, each a real process with its own log file.
     const port = await freePort();
     intake = await startService(['intake', '--port', String(port), '--host', '127.0.0.1'], env, path.join(home, 'intake.log'));
-    worker = await startService(['worker', '--concurrency', String(WORKER_CONCURRENCY)], env, path.join(home, 'worker.log'));
+    const startWorker = () => startService(['worker', '--concurrency', String(WORKER_CONCURRENCY)], env, path.join(home, 'worker.log'));
+    worker = await startWorker();
     const services = [intake, worker];
     await waitUntil(
       'the intake ready',
@@ -391,10 +411,31 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions): Promise<Wr
     const workerRss = rssSampler(workerPid);
     const intakeRss = rssSampler(intake.child.pid as number);
     console.error(`write ${kind}: posting ${orders} orders with ${CLIENTS} clients`);
+    if (backlog) {
+      // The backlog waits in the queue: the worker is stopped while the orders are posted.
+      await stopService(worker);
+      services.pop();
+    }
     const posted = await postAll(port, requests, CLIENTS);
     if (posted.accepted !== orders) {
       keepLogs = true;
       throw new Error(`write ${kind}: ${posted.accepted} of ${orders} webhooks accepted (statuses ${JSON.stringify(posted.statuses)})`);
+    }
+    let applyFrom = posted.firstAcceptedAt;
+    let sampledPid = workerPid;
+    if (backlog) {
+      worker = await startWorker();
+      services.push(worker);
+      const pid = worker.child.pid as number;
+      await waitUntil(
+        'the worker heartbeating',
+        60_000,
+        async () => ((await dbc.query('select 1 from worker_heartbeats where pid = $1', [pid])).rowCount ? true : undefined),
+        services,
+      );
+      applyFrom = performance.now();
+      workerRss.restart(pid);
+      sampledPid = pid;
     }
 
     // Drain: every accepted order has its outcome (webhook_event_outcomes, invariant 8).
@@ -453,9 +494,10 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions): Promise<Wr
     if (reconcile.code !== 0) console.error(`write ${kind}: haat reconcile exited ${reconcile.code}: ${reconcile.stdout.slice(-2000)}`);
 
     const postingMs = posted.ended - posted.started;
-    const e2eMs = doneAt - posted.firstAcceptedAt;
+    const e2eMs = doneAt - applyFrom;
     return {
       run: kind,
+      backlog,
       orders,
       lines_per_order: kind === 'spread' && maxLines > 1 ? `1-${maxLines}` : '1',
       skus: skus.length,
@@ -471,7 +513,7 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions): Promise<Wr
       end_to_end_ms: Math.round(e2eMs),
       end_to_end_per_s: Math.round((orders * 1000) / e2eMs),
       drain_ms: Math.round(doneAt - posted.ended),
-      worker_pid: workerPid,
+      worker_pid: sampledPid,
       worker_rss_mb: workerRssMb,
       intake_rss_mb: intakeRssMb,
       outcomes: Object.fromEntries(outcomes.rows.map((r) => [r.code, r.n])),
@@ -513,7 +555,9 @@ export async function benchWrite(options: {
     });
     const spread = await writeRun('spread', options);
     const hot = await writeRun('hot', options);
-    return { baselines, spread, hot };
+    const spreadBacklog = await writeRun('spread', options, true);
+    const hotBacklog = await writeRun('hot', options, true);
+    return { baselines, spread, hot, spreadBacklog, hotBacklog };
   } finally {
     await sqlScratch.drop();
   }
