@@ -64,7 +64,7 @@ const HEALTHY_AFTER_MS = 10_000;
  */
 const RESTART_GRACE_MS = 15_000;
 /** The most commands a worker applies in one transaction (command-batcher.ts). */
-const COMMANDS_PER_TRANSACTION = 50;
+const COMMANDS_PER_TRANSACTION = 200;
 /** Bound on waiting for a forceful shutdown, after the grace period. */
 const KILL_WAIT_MS = 10_000;
 /** Bound on ending a stopped runner's connections. */
