@@ -120,6 +120,12 @@ if (parts.has('write')) {
       `${(run.end_to_end_per_s / base).toFixed(2)}× ${label}; oversold ${run.oversold_rows + (run.hot?.oversold ?? 0)}; reconcile exit ${run.reconcile_exit}; RSS ${run.worker_rss_mb.max.toFixed(0)} MB`,
       '',
     ]);
+    rows.push([
+      `intake alone (worker stopped), ${run.run === 'spread' ? `${run.skus} SKUs` : 'one hot SKU'}`,
+      `${run.intake_per_s}/s`,
+      `${(run.intake_per_s / b.insert_tps).toFixed(2)}× (a); p50 ${run.latency_ms.p50} ms, p99 ${run.latency_ms.p99} ms`,
+      '',
+    ]);
   }
   const mb = (n: number) => `${n.toFixed(0)} MB`;
   for (const run of [write.spread, write.hot] as const) {
