@@ -16,7 +16,7 @@ import { createTestDatabase } from '../helpers/db.ts';
 import { seedCatalog, silent } from '../helpers/seed.ts';
 
 const db = await createTestDatabase();
-await seedCatalog(db.pool, { A: 0, B: 0, HOT: 12, POISON: 0, SPARE: 5 });
+await seedCatalog(db.pool, { A: 0, B: 0, HOT: 12, MIX: 1, POISON: 0, SPARE: 5 });
 
 const SCOPE = 'test-queue';
 
@@ -199,5 +199,29 @@ describe('applyCommands', () => {
     await db.pool.query(
       sql.unsafe`select graphile_worker.remove_job(key) from graphile_worker.jobs where key like ${`cmd:${SCOPE}:drain-%`}`,
     );
+  });
+
+  test('placements and other commands in one batch apply in arrival order: a cancel frees stock for the placement after it', async () => {
+    const place = (ref: string) => ({ ref, buyer: 'b', items: [{ sku: 'MIX', qty: '1' }] });
+    const items = await store([
+      ['mix-1', 'order.place', place('MIX-1')],
+      ['mix-2', 'order.place', place('MIX-2')],
+      ['mix-cancel', 'order.cancel', { order: 'MIX-1', reason: 'changed mind' }],
+      ['mix-3', 'order.place', place('MIX-3')],
+      ['mix-4', 'order.place', place('MIX-4')],
+      ['mix-dup', 'order.place', place('MIX-3')],
+    ]);
+    const results = await applyCommands(db.pool, items, silent);
+    const codes = results.map((r) => (r.ok && r.outcome ? (r.outcome.ok ? 'ok' : r.outcome.error.code) : 'error'));
+    // Stock 1: MIX-1 takes it, MIX-2 is short; the cancel gives it back, so MIX-3 takes it and
+    // MIX-4 is short; a second placement with the ref MIX-3 is refused (the ref is taken).
+    assert.deepEqual(codes, ['ok', 'insufficient_stock', 'ok', 'ok', 'insufficient_stock', 'conflict']);
+    const states = await db.pool.any(sql.type(z.object({ ref: z.string(), state: z.string() }))`
+      select ref, state from orders where ref like 'MIX-%' order by ref`);
+    assert.deepEqual(
+      states.map((o) => `${o.ref}:${o.state}`),
+      ['MIX-1:cancelled', 'MIX-2:rejected', 'MIX-3:pending', 'MIX-4:rejected'],
+    );
+    assert.deepEqual(await stock('MIX'), { on_hand: 1n, reserved: 1n });
   });
 });
