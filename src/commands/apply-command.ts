@@ -163,10 +163,14 @@ export async function applyCommands(
         }),
       );
     } catch (error) {
-      if (!(error instanceof NeedsSavepoints)) {
-        if (isRetryable(error)) throw error;
-        log.debug({ err: error }, 'a batch of commands raised; applying it again with a savepoint for each');
-      }
+      if (!(error instanceof NeedsSavepoints) && isRetryable(error)) throw error;
+      log.debug(
+        { err: error instanceof NeedsSavepoints ? error.cause : error },
+        'a batch of commands raised; applying its own commands again, without the drained ones',
+      );
+      // The drained commands are left to their own jobs (whose failures and retries the queue
+      // counts), so one that raises cannot stall every batch that drains it.
+      if ((options.drain ?? 0) > 0) return applyCommands(pool, items, log, { ...options, drain: 0 });
     }
   }
   const results: QueuedResult[] = [];
@@ -259,13 +263,14 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  * (Read from graphile-worker's table: its public view has no payload, which names the command. The
  * version is pinned; test/commands/apply-commands.test.ts drains through it.) The job rows are
  * locked SKIP LOCKED, as graphile-worker's own get_job locks them: until this transaction ends, no
- * worker takes these jobs and no other batch drains them.
+ * worker takes these jobs and no other batch drains them. Only jobs never tried: a job that failed or
+ * waited (an early event) keeps the queue's backoff, and is not drained again and again.
  */
 async function drainable(tx: DatabaseTransaction, limit: number, except: readonly QueuedCommand[]) {
   return tx.any(sql.type(z.object({ id: z.string(), scope: z.string(), key: z.string(), attempts: z.number() }))`
     select j.id::text as id, j.payload->>'scope' as scope, j.payload->>'key' as key, j.attempts
     from graphile_worker._private_jobs j
-    where j.is_available and j.run_at <= now()
+    where j.is_available and j.run_at <= now() and j.attempts = 0
       and j.task_id = (select id from graphile_worker._private_tasks where identifier = ${APPLY_COMMAND_TASK})
       and j.key <> all(${sql.array(
         except.map((i) => jobKeyOf(i.scope, i.key)),
@@ -296,10 +301,12 @@ async function inOneGo(
       )
     ).map((r) => [`${r.scope}:${r.key}`, r]),
   );
+  // The maintenance row next, as a single command reads it (key, maintenance, order, SKUs).
+  const maintenanceOn = await maintenanceOnForCommand(tx);
   // More of the queue, in the same transaction: only keys no one else holds, still to apply.
   const extras: (QueuedCommand & { readonly jobId: string })[] = [];
   const completed: string[] = [];
-  if ((options.drain ?? 0) > 0) {
+  if ((options.drain ?? 0) > 0 && !maintenanceOn) {
     const due = await drainable(tx, options.drain ?? 0, items);
     const free = await lockKeys(
       tx,
@@ -315,7 +322,6 @@ async function inOneGo(
     }
   }
   await lockTargets(tx, [...rows.values()]);
-  const maintenanceOn = await maintenanceOnForCommand(tx);
   const results: (QueuedResult | typeof DEFERRED)[] = items.map(() => DEFERRED);
   const recorded: RecordedOutcome[] = [];
   const all: readonly (QueuedCommand & { readonly jobId?: string })[] = [...items, ...extras];
@@ -387,14 +393,12 @@ async function oneByOne(pool: DatabasePool, items: readonly QueuedCommand[], log
     pool,
     async (tx) => {
       const results: QueuedResult[] = [];
-      await lockTargets(
+      const keys = await lockKeys(
         tx,
-        await lockKeys(
-          tx,
-          items.map((i) => [i.scope, i.key] as const),
-        ),
+        items.map((i) => [i.scope, i.key] as const),
       );
       const maintenanceOn = await maintenanceOnForCommand(tx);
+      await lockTargets(tx, keys);
       for (const item of items) {
         try {
           const outcome = await tx.transaction(async (savepoint) => {

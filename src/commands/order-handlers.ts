@@ -73,6 +73,9 @@ function refFor(command: CommandRef): string {
 
 type PlacePayload = CommandOf<'order.place'>['payload'];
 
+/** An order key that reads as an id (findOrder matches it against ids too). */
+const UUID_KEY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
 type PricedSku = { readonly code: string; readonly seller: string; readonly price_amount: bigint; readonly currency: string };
 
 /**
@@ -152,10 +155,15 @@ export async function applyPlaces(tx: DatabaseTransaction, placements: readonly 
     ).map((r) => [r.code, r]),
   );
   const asked = [...new Set(placements.flatMap((x) => (x.payload.ref ? [x.payload.ref] : [])))];
+  // A ref is taken by an order with that ref, or by one whose id it is (as findOrder reads a key).
+  const uuids = asked.filter((r) => UUID_KEY.test(r));
   const taken = new Set(
     asked.length === 0
       ? []
-      : await tx.anyFirst(sql.type(z.object({ ref: z.string() }))`select ref from orders where ref = any(${sql.array(asked, 'text')})`),
+      : await tx.anyFirst(sql.type(z.object({ key: z.string() }))`
+          select ref as key from orders where ref = any(${sql.array(asked, 'text')})
+          union all
+          select id::text from orders where id = any(${sql.array(uuids, 'uuid')})`),
   );
   // The stock as it stands under the lock; each accepted placement takes its share before the next.
   const stock = new Map(

@@ -224,4 +224,48 @@ describe('applyCommands', () => {
     );
     assert.deepEqual(await stock('MIX'), { on_hand: 1n, reserved: 1n });
   });
+
+  test('a placement whose ref is an existing order’s id is refused (conflict), as findOrder reads keys', async () => {
+    const [first] = await applyCommands(
+      db.pool,
+      await store([['uuid-seed', 'order.place', { buyer: 'b', items: [{ sku: 'SPARE', qty: '1' }] }]]),
+      silent,
+    );
+    assert.ok(first?.ok && first.outcome?.ok);
+    const id = (first.outcome.result as { id: string }).id;
+    const results = await applyCommands(
+      db.pool,
+      await store([
+        ['uuid-ref', 'order.place', { ref: id, buyer: 'b', items: [{ sku: 'SPARE', qty: '1' }] }],
+        ['uuid-cancel', 'order.cancel', { order: id, reason: 'test' }],
+      ]),
+      silent,
+    );
+    assert.ok(results[0]?.ok && results[0].outcome && !results[0].outcome.ok);
+    assert.equal(results[0].outcome.error.code, 'conflict');
+    assert.ok(results[1]?.ok && results[1].outcome?.ok, 'the id still names one order');
+  });
+
+  test('a drained command that raises does not hold back the batch: its own commands apply, the culprit is left to its job', async () => {
+    // A queued placement whose derived ref an order already holds: applying it raises (orders_ref_key).
+    const [culprit] = await store([['drain-culprit', 'order.place', { buyer: 'b', items: [{ sku: 'SPARE', qty: '1' }] }]], { jobs: true });
+    const taken = await db.pool.oneFirst(sql.type(z.object({ ref: z.string() }))`select placement_ref(${SCOPE}, 'drain-culprit') as ref`);
+    await applyCommands(
+      db.pool,
+      await store([['drain-taker', 'order.place', { ref: taken, buyer: 'b', items: [{ sku: 'SPARE', qty: '1' }] }]]),
+      silent,
+    );
+    const own = await store([['drain-own', 'stock.receive', { sku: 'B', qty: '1' }]]);
+    const [result] = await applyCommands(db.pool, own, silent, { drain: 10 });
+    assert.ok(result?.ok && result.outcome?.ok, 'the batch’s own command applied');
+    assert.equal((await keyRow('drain-own')).state, 'done');
+    assert.equal((await keyRow('drain-culprit')).state, 'pending', 'the culprit waits for its own job');
+    // Its own job applies it: the database's refusal is its recorded outcome.
+    const [alone] = await applyCommands(db.pool, [culprit as QueuedCommand], silent);
+    assert.ok(alone?.ok && alone.outcome && !alone.outcome.ok);
+    assert.equal(alone.outcome.error.code, 'conflict');
+    await db.pool.query(
+      sql.unsafe`select graphile_worker.remove_job(key) from graphile_worker.jobs where key like ${`cmd:${SCOPE}:drain-%`}`,
+    );
+  });
 });
