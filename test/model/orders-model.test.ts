@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { z } from 'zod';
-import { applyCommand } from '../../src/commands/apply-command.ts';
+import { applyCommand, applyCommands } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
 import type { Outcome } from '../../src/domain/commands.ts';
 import { expireReservations } from '../../src/worker/tasks/expire-reservations.ts';
@@ -265,6 +265,48 @@ class WebhookPay implements fc.AsyncCommand<Model, Real> {
   toString = () => `webhookPay(#${this.pick})`;
 }
 
+/**
+ * A burst of order.placed webhooks applied as a worker applies them: all in one batch
+ * (applyCommands, one transaction), twice (a retried batch). Decided in arrival order, each as if
+ * it came alone.
+ */
+class WebhookBurst implements fc.AsyncCommand<Model, Real> {
+  readonly lines: readonly (readonly [string, number])[];
+  constructor(lines: readonly (readonly [string, number])[]) {
+    this.lines = lines;
+  }
+  check = () => this.lines.length > 0;
+  async run(m: Model, r: Real) {
+    const ids: string[] = [];
+    const refs: string[] = [];
+    for (const [s, qty] of this.lines) {
+      const ref = `M${r.run}-O${Object.keys(m.orders).length + refs.length + 1}`;
+      const id = `burst-${r.run}-${++keys}`;
+      const body = JSON.stringify({
+        type: 'order.placed',
+        timestamp: new Date().toISOString(),
+        data: { ref, buyer: 'b', currency: 'INR', items: [{ sku: sku(r.run, s), qty }] },
+      });
+      assert.equal(await intake.send('storefront', id, body), 202);
+      ids.push(id);
+      refs.push(ref);
+    }
+    const batch = ids.map((key) => ({ scope: 'webhook:storefront', key }));
+    const first = await applyCommands(db.pool, batch, silent);
+    const again = await applyCommands(db.pool, batch, silent);
+    assert.deepEqual(again, first, 'a retried batch returns the same outcomes and applies nothing twice');
+    for (const [i, [s, qty]] of this.lines.entries()) {
+      const result = first[i];
+      const fits = placeInModel(m, refs[i] as string, s, qty);
+      assert.ok(result?.ok && result.outcome, `burst ${i} has an outcome`);
+      assert.equal(result.outcome.ok, fits, `burst ${i}: place ${qty} of ${s}`);
+    }
+    for (const id of ids) await db.pool.query(sql.unsafe`select graphile_worker.remove_job(${`cmd:webhook:storefront:${id}`})`);
+    await agree(m, r);
+  }
+  toString = () => `webhookBurst(${this.lines.map(([s, q]) => `${s}×${q}`).join(', ')})`;
+}
+
 /** The last webhook again, same id and body: 200 duplicate, nothing changes. */
 class DuplicateWebhook implements fc.AsyncCommand<Model, Real> {
   check = (m: Readonly<Model>) => m.lastWebhook !== undefined;
@@ -376,6 +418,9 @@ describe('the model and the real system', () => {
         )
         .map(([kind, s, q]) => new WebhookPlace(kind, s, q)),
       fc.constant(new DuplicateWebhook()),
+      fc
+        .array(fc.tuple(fc.constantFrom(...SKUS), fc.integer({ min: 1, max: 3 })), { minLength: 2, maxLength: 6 })
+        .map((lines) => new WebhookBurst(lines)),
       fc.constant(new Replay()),
     ];
     // HAAT_MODEL_SEED / HAAT_MODEL_PATH replay a reported failure exactly.
