@@ -123,7 +123,10 @@ export function registerServiceCommands(program: Command, base: BaseDeps): void 
         worker: { concurrency: concurrencyOption(opts.concurrency) },
         intake: { port: portOption(opts.port, base.config.port), host: opts.host },
       };
-      await runServices(input, deps, () => waitForSignal(deps.log));
+      // Listened for from the start: a SIGTERM while the services start (a job may already run) stops
+      // them in order once started, instead of killing the process mid-job.
+      const signalled = waitForSignal(deps.log);
+      await runServices(input, deps, () => signalled);
     });
   program
     .command('worker')
@@ -131,7 +134,8 @@ export function registerServiceCommands(program: Command, base: BaseDeps): void 
     .option('--concurrency <n>', 'jobs run at once (default 4)')
     .action(async (opts: { concurrency?: string }, command: Command) => {
       const deps = buildDeps(base, command, 'info');
-      await runServices({ worker: { concurrency: concurrencyOption(opts.concurrency) } }, deps, () => waitForSignal(deps.log));
+      const signalled = waitForSignal(deps.log);
+      await runServices({ worker: { concurrency: concurrencyOption(opts.concurrency) } }, deps, () => signalled);
     });
   program
     .command('intake')
@@ -141,6 +145,9 @@ export function registerServiceCommands(program: Command, base: BaseDeps): void 
     .action(async (opts: { port?: string; host: string }, command: Command) => {
       const deps = buildDeps(base, command, 'info');
       const input = { intake: { port: portOption(opts.port, base.config.port), host: opts.host } };
-      await runServices(input, deps, () => waitForSignal(deps.log));
+      // Listened for from the start: a SIGTERM while the services start (a job may already run) stops
+      // them in order once started, instead of killing the process mid-job.
+      const signalled = waitForSignal(deps.log);
+      await runServices(input, deps, () => signalled);
     });
 }
