@@ -18,10 +18,12 @@ import {
 } from '../db/idempotency.ts';
 import { lockStock } from '../db/inventory.ts';
 import { maintenanceOnForCommand } from '../db/operations.ts';
+import { isOrderId } from '../db/orders.ts';
 import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
 import { sql } from '../db/sql.ts';
 import { inTransaction } from '../db/transaction.ts';
 import { Command, type Outcome } from '../domain/commands.ts';
+import type { HaatError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { handlerFor } from './handlers.ts';
 import { applyPlaces, type Placement } from './order-handlers.ts';
@@ -49,41 +51,19 @@ export async function applyCommand(
   log: Logger,
   options: { outOfOrderWindowMs?: number /** The job's attempt (1 when applied inline). */; attempts?: number } = {},
 ): Promise<Outcome | null> {
+  const item = { scope, key, attempts: options.attempts };
   try {
     return await inTransaction(
       pool,
       async (tx) => {
         const row = await lockKey(tx, scope, key);
-        if (!row) return null;
-        if (row.state === 'done') return outcomeOf(row);
-        if ((await maintenanceOnForCommand(tx)) && !row.bypass_maintenance) {
-          throw new MaintenanceHold('maintenance mode is on: the command waits');
-        }
-        // Upstream events may arrive before the order they name; CLI commands never wait.
-        const mayBeEarly = scope.startsWith(WEBHOOK_SCOPE_PREFIX) && row.age_ms < (options.outOfOrderWindowMs ?? OUT_OF_ORDER_WINDOW_MS);
-        const parsed = Command.safeParse({ type: row.command_type, payload: row.payload });
-        const outcome: Outcome = parsed.success
-          ? await handlerFor(parsed.data).apply(tx, parsed.data.payload as never, {
-              command: { scope, key },
-              actor: row.actor,
-              log,
-              final: !mayBeEarly,
-            })
-          : {
-              ok: false,
-              error: {
-                code: 'invalid_input',
-                message: 'the stored command does not match its schema',
-                details: { type: row.command_type },
-              },
-            };
-        // Only a command that names an order (a string) waits for it; a placement's refusal carries the
-        // rejected order itself, and is final.
-        if (mayBeEarly && !outcome.ok && outcome.error.code === 'not_found' && typeof outcome.error.details.order === 'string') {
-          throw new RetryLater(`order ${String(outcome.error.details.order)} not found yet; the queue will retry`);
-        }
-        await recordOutcome(tx, scope, key, outcome, { attempts: options.attempts, payload: row.payload });
-        return storedForm(outcome);
+        const maintenanceOn = row?.state === 'pending' && (await maintenanceOnForCommand(tx));
+        const decided = await decideOne(tx, item, row, maintenanceOn, log, options);
+        if ('hold' in decided) throw new MaintenanceHold('maintenance mode is on: the command waits');
+        if ('early' in decided) throw decided.early;
+        if ('stored' in decided) return decided.stored;
+        await recordOutcome(tx, scope, key, decided.outcome, { attempts: options.attempts, payload: decided.payload });
+        return storedForm(decided.outcome);
       },
       { log },
     );
@@ -93,15 +73,18 @@ export async function applyCommand(
     const refusal = mapDatabaseError(error);
     if (!refusal || refusal.code === 'database_unavailable' || refusal.code === 'internal') throw error;
     log.info({ code: refusal.code, scope, key }, 'the database refused the command; recording the refusal as its outcome');
-    return inTransaction(pool, async (tx) => {
-      const row = await lockKey(tx, scope, key);
-      if (!row) return null;
-      if (row.state === 'done') return outcomeOf(row);
-      const outcome: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
-      await recordOutcome(tx, scope, key, outcome, { attempts: options.attempts, payload: row.payload });
-      return storedForm(outcome);
-    });
+    return inTransaction(pool, (tx) => recordRefusal(tx, item, refusal));
   }
+}
+
+/** Records a refusal the database raised as the command's outcome (unless the key is gone or done). */
+async function recordRefusal(tx: DatabaseTransaction, item: QueuedCommand, refusal: HaatError): Promise<Outcome | null> {
+  const row = await lockKey(tx, item.scope, item.key);
+  if (!row) return null;
+  if (row.state === 'done') return outcomeOf(row);
+  const outcome: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
+  await recordOutcome(tx, item.scope, item.key, outcome, { attempts: item.attempts, payload: row.payload });
+  return storedForm(outcome);
 }
 
 /** One command of a batch: its key and the job's attempt. */
@@ -243,7 +226,7 @@ async function lockTargets(tx: DatabaseTransaction, rows: readonly KeyRow[]): Pr
   }
   const keys = [...orders];
   if (keys.length > 0) {
-    const uuids = keys.filter((k) => UUID.test(k));
+    const uuids = keys.filter(isOrderId);
     const named = await tx.anyFirst(sql.type(z.object({ sku: z.string() }))`
       with locked as (
         select id from orders
@@ -255,8 +238,6 @@ async function lockTargets(tx: DatabaseTransaction, rows: readonly KeyRow[]): Pr
   }
   if (skus.size > 0) await lockStock(tx, [...skus]);
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Due apply_command jobs no worker holds, in graphile-worker's own order, except the commands named.
@@ -421,14 +402,7 @@ async function oneByOne(pool: DatabasePool, items: readonly QueuedCommand[], log
             { code: refusal.code, scope: item.scope, key: item.key },
             'the database refused the command; recording the refusal as its outcome',
           );
-          const outcome = await tx.transaction(async (savepoint) => {
-            const row = await lockKey(savepoint, item.scope, item.key);
-            if (!row) return null;
-            if (row.state === 'done') return outcomeOf(row);
-            const refused: Outcome = { ok: false, error: { code: refusal.code, message: refusal.message, details: refusal.details } };
-            await recordOutcome(savepoint, item.scope, item.key, refused, { attempts: item.attempts, payload: row.payload });
-            return storedForm(refused);
-          });
+          const outcome = await tx.transaction((savepoint) => recordRefusal(savepoint, item, refusal));
           results.push({ ok: true, outcome });
         }
       }

@@ -11,6 +11,7 @@ import {
   closeOrderReservations,
   findOrder,
   insertUnpricedRejection,
+  isOrderId,
   itemsOfOrders,
   lockOrder,
   moveOrder,
@@ -72,9 +73,6 @@ function refFor(command: CommandRef): string {
 }
 
 type PlacePayload = CommandOf<'order.place'>['payload'];
-
-/** An order key that reads as an id (findOrder matches it against ids too). */
-const UUID_KEY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 type PricedSku = { readonly code: string; readonly seller: string; readonly price_amount: bigint; readonly currency: string };
 
@@ -156,7 +154,7 @@ export async function applyPlaces(tx: DatabaseTransaction, placements: readonly 
   );
   const asked = [...new Set(placements.flatMap((x) => (x.payload.ref ? [x.payload.ref] : [])))];
   // A ref is taken by an order with that ref, or by one whose id it is (as findOrder reads a key).
-  const uuids = asked.filter((r) => UUID_KEY.test(r));
+  const uuids = asked.filter(isOrderId);
   const taken = new Set(
     asked.length === 0
       ? []

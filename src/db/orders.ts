@@ -51,6 +51,9 @@ export const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, s
     from order_requested_items r where r.order_id = orders.id) end as requested_items`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** Whether an order key reads as an order's id (findOrder then matches it against ids too). */
+export const isOrderId = (key: string): boolean => UUID.test(key);
+
 function byKey(key: string) {
   return UUID.test(key) ? sql.fragment`(id = ${key}::uuid or ref = ${key})` : sql.fragment`ref = ${key}`;
 }

@@ -18,6 +18,7 @@ import { withRetry } from '../db/transaction.ts';
 import { type Command, fingerprint } from '../domain/commands.ts';
 import type { Source } from '../domain/events.ts';
 import { toJsonText } from '../domain/json.ts';
+import { createGroupCommit, type Settled } from '../group-commit.ts';
 import type { Logger } from '../log.ts';
 
 export type IntakeEvent = {
@@ -57,8 +58,6 @@ export type BatchOptions = {
 };
 
 export const ORDER_PLACED_FLAG = 'storefront_order_placed';
-
-type Waiting = { readonly event: IntakeEvent; resolve(result: IntakeResult): void; reject(error: unknown): void };
 
 const idOf = (e: IntakeEvent) => `${e.source}:${e.webhookId}`;
 
@@ -151,77 +150,26 @@ export async function storeEvents(db: Queryable, events: readonly IntakeEvent[])
 }
 
 export function createIntakeBatcher(pool: DatabasePool, log: Logger, options: BatchOptions = {}): IntakeBatcher {
-  const lingerMs = options.lingerMs ?? 0;
-  const maxBatch = options.maxBatch ?? 200;
-  const maxInFlight = options.maxInFlight ?? 4;
-  let waiting: Waiting[] = [];
-  let timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  let inFlight = 0;
-  const idle: (() => void)[] = [];
-
-  const settleOneByOne = async (batch: readonly Waiting[]) => {
-    await Promise.all(
-      batch.map(async (w) => {
-        try {
-          const [result] = await withRetry(() => storeEvents(pool, [w.event]), { log });
-          w.resolve(result as IntakeResult);
-        } catch (error) {
-          w.reject(error);
-        }
-      }),
-    );
-  };
-
-  const run = async (batch: Waiting[]) => {
-    try {
-      const results = await withRetry(
-        () =>
-          storeEvents(
-            pool,
-            batch.map((w) => w.event),
-          ),
-        { log },
-      );
-      for (const [i, w] of batch.entries()) w.resolve(results[i] as IntakeResult);
-    } catch (error) {
-      if (isConnectionFailure(error) || batch.length === 1) {
-        for (const w of batch) w.reject(error);
-      } else {
-        log.warn({ err: error, events: batch.length }, 'a batch of webhooks failed; storing them one by one');
-        await settleOneByOne(batch);
+  const batches = createGroupCommit<IntakeEvent, IntakeResult>(
+    async (events) => {
+      try {
+        return (await withRetry(() => storeEvents(pool, events), { log })).map((value) => ({ ok: true, value }));
+      } catch (error) {
+        if (isConnectionFailure(error) || events.length === 1) throw error;
+        log.warn({ err: error, events: events.length }, 'a batch of webhooks failed; storing them one by one');
+        return Promise.all(
+          events.map(async (event): Promise<Settled<IntakeResult>> => {
+            try {
+              const [value] = await withRetry(() => storeEvents(pool, [event]), { log });
+              return { ok: true, value: value as IntakeResult };
+            } catch (e) {
+              return { ok: false, error: e };
+            }
+          }),
+        );
       }
-    }
-  };
-
-  const flush = () => {
-    if (timer) {
-      clearTimeout(timer as NodeJS.Timeout);
-      clearImmediate(timer as NodeJS.Immediate);
-    }
-    timer = undefined;
-    while (waiting.length > 0 && inFlight < maxInFlight) {
-      const batch = waiting.slice(0, maxBatch);
-      waiting = waiting.slice(maxBatch);
-      inFlight++;
-      void run(batch).finally(() => {
-        inFlight--;
-        // Whatever arrived while this batch was stored goes next, without another linger.
-        if (waiting.length > 0) flush();
-        else if (inFlight === 0) for (const resolve of idle.splice(0)) resolve();
-      });
-    }
-  };
-
-  return {
-    store: (event) =>
-      new Promise<IntakeResult>((resolve, reject) => {
-        waiting.push({ event, resolve, reject });
-        if (waiting.length >= maxBatch) flush();
-        else if (timer === undefined && inFlight < maxInFlight) timer = lingerMs > 0 ? setTimeout(flush, lingerMs) : setImmediate(flush);
-      }),
-    close: async () => {
-      flush();
-      if (inFlight > 0) await new Promise<void>((resolve) => idle.push(resolve));
     },
-  };
+    { lingerMs: options.lingerMs ?? 0, maxBatch: options.maxBatch ?? 200, maxInFlight: options.maxInFlight ?? 4 },
+  );
+  return { store: (event) => batches.submit(event), close: () => batches.close() };
 }

@@ -8,6 +8,7 @@
 // a backlog is applied up to maxBatch commands per transaction whatever the worker's concurrency.
 import { applyCommands, type QueuedCommand, type QueuedResult } from '../commands/apply-command.ts';
 import type { DatabasePool } from '../db/pool.ts';
+import { createGroupCommit } from '../group-commit.ts';
 import type { Logger } from '../log.ts';
 
 export type CommandBatcherOptions = {
@@ -21,52 +22,20 @@ export type CommandBatcherOptions = {
 
 export type CommandBatcher = { apply(command: QueuedCommand): Promise<QueuedResult> };
 
-type Waiting = { readonly command: QueuedCommand; resolve(result: QueuedResult): void };
-
 export function createCommandBatcher(pool: DatabasePool, log: Logger, options: CommandBatcherOptions = {}): CommandBatcher {
-  const lingerMs = options.lingerMs ?? 2;
   const maxBatch = options.maxBatch ?? 50;
-  const maxInFlight = options.maxInFlight ?? 4;
-  let waiting: Waiting[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let inFlight = 0;
-
-  const run = async (batch: readonly Waiting[]) => {
-    try {
-      // The batch is topped up from the queue: due commands no worker has taken yet.
-      const results = await applyCommands(
-        pool,
-        batch.map((w) => w.command),
-        log,
-        { drain: maxBatch - batch.length },
-      );
-      for (const [i, w] of batch.entries()) w.resolve(results[i] as QueuedResult);
-    } catch (error) {
-      // The transaction itself failed (after its retries): every command of it is retried by the queue.
-      for (const w of batch) w.resolve({ ok: false, error });
-    }
-  };
-
-  const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    while (waiting.length > 0 && inFlight < maxInFlight) {
-      const batch = waiting.slice(0, maxBatch);
-      waiting = waiting.slice(maxBatch);
-      inFlight++;
-      void run(batch).finally(() => {
-        inFlight--;
-        if (waiting.length > 0) flush();
-      });
-    }
-  };
-
-  return {
-    apply: (command) =>
-      new Promise<QueuedResult>((resolve) => {
-        waiting.push({ command, resolve });
-        if (waiting.length >= maxBatch) flush();
-        else if (timer === undefined && inFlight < maxInFlight) timer = setTimeout(flush, lingerMs);
-      }),
-  };
+  const batches = createGroupCommit<QueuedCommand, QueuedResult>(
+    async (commands) => {
+      try {
+        // The batch is topped up from the queue: due commands no worker has taken yet.
+        const results = await applyCommands(pool, commands, log, { drain: maxBatch - commands.length });
+        return results.map((value) => ({ ok: true, value }));
+      } catch (error) {
+        // The transaction itself failed (after its retries): every command of it is retried by the queue.
+        return commands.map(() => ({ ok: true, value: { ok: false, error } }));
+      }
+    },
+    { lingerMs: options.lingerMs ?? 2, maxBatch, maxInFlight: options.maxInFlight ?? 4 },
+  );
+  return { apply: (command) => batches.submit(command) };
 }
