@@ -50,9 +50,15 @@ export const workerSigkill: Step = {
     await sending;
     await send(BEFORE_KILL, STREAM);
     const successor = await ctx.startWorker();
+    const jobsLeft = () =>
+      ctx.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`
+        select count(*) as n from graphile_worker.jobs where key like ${`cmd:${DEMO_SCOPE}:${KEY_PREFIX}%`}`);
+    // A job whose command the dead worker committed but did not get to complete stays locked until
+    // the successor unlocks it (the dead one's heartbeats stopped) and finds its command done: wait
+    // for that too, not only for the outcomes.
     await ctx.until(
-      `all ${STREAM} restocks to have outcomes`,
-      async () => ((await applied()) === BigInt(STREAM) ? true : undefined),
+      `all ${STREAM} restocks to have outcomes and their jobs to be gone`,
+      async () => ((await applied()) === BigInt(STREAM) && (await jobsLeft()) === 0n ? true : undefined),
       40_000,
     );
 
@@ -67,8 +73,7 @@ export const workerSigkill: Step = {
     const movements = await ctx.pool.one(sql.type(z.object({ rows: z.bigint(), keys: z.bigint() }))`
       select count(*) as rows, count(distinct command_key) as keys from inventory_movements where sku = ${SKU}`);
     check(`movements of ${SKU} / distinct keys`, movements, { rows: BigInt(STREAM), keys: BigInt(STREAM) });
-    const left = await ctx.pool.oneFirst(sql.type(z.object({ n: z.bigint() }))`
-      select count(*) as n from graphile_worker.jobs where key like ${`cmd:${DEMO_SCOPE}:${KEY_PREFIX}%`}`);
+    const left = await jobsLeft();
     check('jobs left in the queue', left, 0n);
     return {
       did: `${STREAM} restocks of 1 × ${SKU} (a key each) streamed to \`haat worker\` (pid ${victim.pid}); SIGKILLed it with ${appliedAtKill} applied and ${inItsHands} locked in its hands; the rest streamed on; a new worker (pid ${successor.pid})`,
