@@ -25,6 +25,8 @@ export const ErrorCodes = {
   currency_mismatch: ExitCode.conflict,
   /** A bulk import that wrote its valid rows and skipped or could not apply others (listed in details.rows). */
   import_incomplete: ExitCode.conflict,
+  /** An endpoint URL that leads to a loopback, private or link-local address (without --allow-private). */
+  address_not_allowed: ExitCode.invalid,
   maintenance_mode: ExitCode.maintenance,
   database_unavailable: ExitCode.unexpected,
   /** The embedded PostgreSQL cannot run here (as root: the OS user postgres cannot reach it). */

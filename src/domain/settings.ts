@@ -14,6 +14,10 @@ export const settingSchemas = {
     .int()
     .min(1)
     .max(24 * 365),
+  /** How long an outbound webhook attempt may take, in ms (the contract's 15 s is the most). */
+  webhook_timeout_ms: z.number().int().min(100).max(15_000),
+  /** How long one second of the outbound retry schedule lasts, in ms: 1,000; tests shorten it. */
+  webhook_retry_second_ms: z.number().int().min(1).max(1_000),
 } as const;
 export type SettingKey = keyof typeof settingSchemas;
 export type SettingValue<K extends SettingKey> = z.infer<(typeof settingSchemas)[K]>;
@@ -22,4 +26,6 @@ export const settingDefaults: { readonly [K in SettingKey]: SettingValue<K> } = 
   reservation_ttl_seconds: 900,
   commission_bps: 1000,
   idempotency_retention_hours: 720,
+  webhook_timeout_ms: 15_000,
+  webhook_retry_second_ms: 1_000,
 };

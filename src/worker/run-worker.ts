@@ -11,7 +11,7 @@ import { createWorkerPgPool } from '../db/worker-pg-pool.ts';
 import { heartbeat, releaseStoppedPools, unlockDeadWorkers } from '../db/workers.ts';
 import type { Logger } from '../log.ts';
 import { createCommandBatcher } from './command-batcher.ts';
-import { type AnyTask, buildCronItems, buildTaskList, type CronItem, haatCrontab, haatTasks } from './tasks.ts';
+import { type AnyTask, buildCronItems, buildTaskList, type CronItem, DELIVERY_TASKS, haatCrontab, haatTasks } from './tasks.ts';
 
 export type WorkerOptions = {
   /** How often this worker heartbeats and looks for dead workers; dead = silent for 3 intervals. */
@@ -20,6 +20,8 @@ export type WorkerOptions = {
   readonly pool: DatabasePool;
   readonly log: Logger;
   readonly concurrency: number;
+  /** Outbound webhook attempts run at once, in the delivery lane (default 8). */
+  readonly deliveryConcurrency?: number;
   readonly tasks?: readonly AnyTask[];
   readonly crontab?: readonly CronItem[];
   readonly pollIntervalMs?: number;
@@ -93,9 +95,57 @@ type RunnerEntry = {
   finishing?: Promise<void>;
 };
 
+/**
+ * A worker: two lanes, each its own graphile-worker runner with its own connections, supervisor
+ * and heartbeats. The command lane runs every task but deliveries, with the crontab, held by
+ * maintenance mode; the delivery lane runs outbound webhook attempts only (HTTP, up to 15 s each),
+ * so a slow receiver never takes a slot from the commands, and deliveries go on in maintenance
+ * (they change nothing in the domain).
+ */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const tasks = options.tasks ?? haatTasks;
-  const log = options.log.child({ component: 'worker' });
+  const commandTasks = tasks.filter((t) => !DELIVERY_TASKS.has(t.identifier));
+  const deliveryTasks = tasks.filter((t) => DELIVERY_TASKS.has(t.identifier));
+  const commands = await startLane(options, {
+    lane: 'commands',
+    tasks: commandTasks,
+    crontab: options.crontab ?? haatCrontab,
+    holdInMaintenance: true,
+  });
+  if (deliveryTasks.length === 0) return commands;
+  let deliveries: RunningWorker;
+  try {
+    deliveries = await startLane(
+      { ...options, concurrency: options.deliveryConcurrency ?? 8 },
+      { lane: 'deliveries', tasks: deliveryTasks, crontab: [], holdInMaintenance: false },
+    );
+  } catch (error) {
+    await commands.stop();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  return {
+    get runner() {
+      return commands.runner;
+    },
+    get restarts() {
+      return commands.restarts + deliveries.restarts;
+    },
+    stop: () => (stopping ??= Promise.all([commands.stop(), deliveries.stop()]).then(() => undefined)),
+  };
+}
+
+type Lane = {
+  readonly lane: 'commands' | 'deliveries';
+  readonly tasks: readonly AnyTask[];
+  readonly crontab: readonly CronItem[];
+  /** Whether maintenance mode holds this lane's domain jobs (forbiddenFlags). */
+  readonly holdInMaintenance: boolean;
+};
+
+async function startLane(options: WorkerOptions, lane: Lane): Promise<RunningWorker> {
+  const tasks = lane.tasks;
+  const log = options.log.child({ component: 'worker', lane: lane.lane });
   const graceMs = options.stopGraceMs ?? 60_000;
   const wedgedAfterMs = options.wedgedAfterMs ?? 15_000;
   // Pool ids of the live runner, heartbeated; a dead runner's ids stop beating, so the sweep of
@@ -155,12 +205,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       events,
       pgPool,
       // While maintenance mode is on, domain jobs stay queued: not taken, no attempt used.
-      forbiddenFlags: async () => ((await maintenanceStatus(options.pool).catch(() => ({ enabled: false }))).enabled ? [DOMAIN_FLAG] : []),
+      forbiddenFlags: lane.holdInMaintenance
+        ? async () => ((await maintenanceStatus(options.pool).catch(() => ({ enabled: false }))).enabled ? [DOMAIN_FLAG] : [])
+        : undefined,
       concurrency: options.concurrency,
       noHandleSignals: true,
       pollInterval: options.pollIntervalMs ?? 2_000,
       taskList: buildTaskList(tasks, options.pool, log, commands),
-      parsedCronItems: buildCronItems(options.crontab ?? haatCrontab, tasks),
+      parsedCronItems: buildCronItems(lane.crontab, tasks),
       logger: new WorkerLogger(graphileLogFactory(log)),
       // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
       // graceful stop can end the pool before a finished job is marked complete, leaving it locked.

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import type { CommandBatcher } from './command-batcher.ts';
 import { type TaskDefinition, toGraphileTask } from './task.ts';
 import { applyCommandTask } from './tasks/apply-command.ts';
+import { deliverWebhookTask } from './tasks/deliver-webhook.ts';
 import { expireReservationsTask } from './tasks/expire-reservations.ts';
 import { pingTask } from './tasks/ping.ts';
 import { purgeIdempotencyKeysTask } from './tasks/purge-idempotency-keys.ts';
@@ -21,7 +22,11 @@ export const haatTasks: readonly AnyTask[] = [
   purgeIdempotencyKeysTask,
   expireReservationsTask,
   reconcileNightlyTask,
+  deliverWebhookTask,
 ];
+
+/** Tasks run by the worker's delivery lane (their own runner and connections), not the command lane. */
+export const DELIVERY_TASKS: ReadonlySet<string> = new Set([deliverWebhookTask.identifier]);
 
 export type CronItem = {
   /** A task identifier from the task list. */

@@ -56,6 +56,13 @@ export const commandGroups: readonly CommandGroup[] = [
     load: async () => (await import('./operations.ts')).registerOperationCommands,
   },
   {
+    commands: {
+      endpoints: 'outbound webhook endpoints: where haat tells upstream what happened',
+      deliveries: 'outbound webhook deliveries and their attempts',
+    },
+    load: async () => (await import('./endpoints.ts')).registerEndpointCommands,
+  },
+  {
     commands: { events: 'accepted webhook events: state and outcome' },
     load: async () => (await import('./events.ts')).registerEventCommands,
   },

@@ -17,7 +17,7 @@ import { confirmOrRefuse, requireValue } from '../prompts.ts';
 
 const settingKeys = Object.keys(settingSchemas) as SettingKey[];
 
-async function reason(deps: Deps): Promise<string> {
+export async function reason(deps: Deps): Promise<string> {
   return requireValue(deps.prompter, deps.globals.reason, {
     name: 'reason',
     message: 'Reason (for the audit log)',

@@ -2,17 +2,56 @@
 // Signs an event with the source's first configured secret (Standard Webhooks) and posts it.
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
+import { toJsonText } from '../../domain/json.ts';
 import { HaatError, invalidInput } from '../../errors.ts';
 import { loadWebhookSecrets } from '../../intake/secrets.ts';
 import { signedHeaders } from '../../intake/sign.ts';
 import { isSource } from '../../intake/webhooks.ts';
+import { type Listener, listen } from '../../outbox/listen.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
+import { smallInteger } from '../options.ts';
 import { requireValue } from '../prompts.ts';
+import { waitForSignal } from './services.ts';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function registerWebhookCommands(program: Command, base: BaseDeps): void {
-  program
-    .command('webhook')
-    .description('webhooks, for testing and replays')
+  const webhook = program.command('webhook').description('webhooks, for testing and replays');
+  webhook
+    .command('listen')
+    .description('a local receiver for outbound webhooks: verifies each signature and prints the event')
+    .option('--port <n>', 'port on 127.0.0.1 (default 8787; 0 picks a free one)')
+    .option('--secret <whsec>', 'the endpoint’s secret, to verify with (repeat it for a rotated endpoint)', collect, [])
+    .action(async (opts: { port?: string; secret: string[] }, command: Command) => {
+      const deps = buildDeps(base, command, 'warn');
+      const port = opts.port === undefined ? 8787 : smallInteger('--port', opts.port, 0, 65_535);
+      for (const secret of opts.secret) {
+        if (!/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/.test(secret))
+          throw invalidInput('--secret must be a whsec_… secret', { option: '--secret' });
+      }
+      const signalled = waitForSignal(deps.log);
+      let listener: Listener;
+      try {
+        listener = await listen({
+          port,
+          secrets: opts.secret,
+          onEvent: (event) => {
+            const line = deps.globals.json
+              ? toJsonText({ id: event.id, type: event.type, timestamp: event.timestamp, verified: event.verified, body: event.body })
+              : `${event.verified === null ? 'unverified' : event.verified ? 'verified' : 'BAD SIGNATURE'}  ${event.id}  ${event.type ?? '?'}  ${event.raw}`;
+            deps.io.stdout.write(`${line}\n`);
+          },
+        });
+      } catch (error) {
+        throw new HaatError('invalid_input', `cannot listen on 127.0.0.1:${port}: ${(error as Error).message}`, { port }, { cause: error });
+      }
+      deps.io.stderr.write(
+        `listening on ${listener.url} (${opts.secret.length === 0 ? 'no --secret: signatures not checked' : 'verifying signatures'}); Ctrl-C stops\n`,
+      );
+      await signalled;
+      await listener.close();
+    });
+  webhook
     .command('send')
     .description('sign an event with the source’s secret and POST it to the intake')
     .argument('[type]', 'event type, e.g. order.placed')

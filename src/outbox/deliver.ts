@@ -1,0 +1,135 @@
+// One attempt of one delivery (docs/webhooks-out.md, Delivery), run by the deliver_webhook task:
+// read the delivery, its endpoint and its event (no transaction held); sign the body with every
+// live secret of the endpoint; POST it (send.ts); then, in one short transaction, record the attempt
+// and decide: delivered (2xx), held and the endpoint disabled (410), tried again later on the
+// schedule (anything else, 429/503 honouring Retry-After), or failed after the round's last
+// attempt. An endpoint failing for 5 days is disabled. A worker killed anywhere in between leaves
+// the delivery pending with its job (retried once the dead worker's job is unlocked): nothing is
+// lost, at worst an attempt is made twice.
+import { Webhook } from 'standardwebhooks';
+import { z } from 'zod';
+import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
+import { readSetting } from '../db/settings.ts';
+import { sql } from '../db/sql.ts';
+import { inTransaction } from '../db/transaction.ts';
+import { type AttemptTarget, attemptTarget, disableEndpoint, liveSecrets, scheduleDeliveries } from '../db/webhooks-out.ts';
+import type { Logger } from '../log.ts';
+import { renderBody } from './render.ts';
+import { nextRetry, parseRetryAfter } from './schedule.ts';
+import { type AttemptResult, postOnce } from './send.ts';
+
+/** An endpoint whose attempts have failed, with none delivered, for this long is disabled. */
+export const DISABLE_AFTER_MS = 5 * 24 * 3600 * 1000;
+
+export type AttemptOutcome = 'delivered' | 'retry' | 'failed' | 'held' | 'skipped';
+
+/** The Standard Webhooks headers, with a `v1,…` signature for each secret (space-separated). */
+export function signatureHeaders(secrets: readonly string[], id: string, body: string, at: Date): Record<string, string> {
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': secrets.map((secret) => new Webhook(secret).sign(id, at, body)).join(' '),
+  };
+}
+
+export async function deliverOnce(pool: DatabasePool, deliveryId: string, log: Logger): Promise<AttemptOutcome> {
+  const target = await attemptTarget(pool, deliveryId);
+  if (target?.state !== 'pending') return 'skipped';
+  if (target.endpoint_state !== 'enabled') {
+    await pool.query(sql.unsafe`
+      update webhook_deliveries set state = 'held', next_attempt_at = null, updated_at = now()
+      where id = ${deliveryId} and state = 'pending'`);
+    return 'held';
+  }
+  const [secrets, timeoutMs, secondMs] = await Promise.all([
+    liveSecrets(pool, target.endpoint_id),
+    readSetting(pool, 'webhook_timeout_ms'),
+    readSetting(pool, 'webhook_retry_second_ms'),
+  ]);
+  const body = renderBody(target.event);
+  const at = new Date();
+  const result = await postOnce({
+    url: target.url,
+    body,
+    headers: signatureHeaders(
+      secrets.map((s) => s.secret),
+      target.event.id,
+      body,
+      at,
+    ),
+    timeoutMs,
+    allowPrivate: target.allow_private,
+  });
+  const outcome = await inTransaction(pool, (tx) => recordAttempt(tx, target, result, secondMs));
+  log[outcome === 'delivered' ? 'debug' : 'info'](
+    { delivery: deliveryId, endpoint: target.endpoint_id, event: target.event.id, status: result.status, error: result.error, outcome },
+    'webhook delivery attempt',
+  );
+  return outcome;
+}
+
+const Locked = z.object({ state: z.string(), attempts: z.number(), round_start: z.number() });
+
+async function recordAttempt(
+  tx: DatabaseTransaction,
+  target: AttemptTarget,
+  result: AttemptResult,
+  secondMs: number,
+): Promise<AttemptOutcome> {
+  const current = await tx.one(sql.type(Locked)`
+    select state, attempts, round_start from webhook_deliveries where id = ${target.id} for update`);
+  await tx.query(sql.unsafe`
+    insert into webhook_delivery_attempts (delivery_id, at, status, duration_ms, error, excerpt, address)
+    values (${target.id}, ${result.at.toISOString()}::timestamptz, ${result.status}, ${result.durationMs}, ${result.error}, ${result.excerpt}, ${result.address})`);
+  const attempts = current.attempts + 1;
+  const status = result.status;
+  const ok = status !== null && status >= 200 && status < 300;
+  const lastError = ok ? null : (result.error ?? `HTTP ${status}`);
+  const record = (state: string, nextAt: string | null) =>
+    tx.query(sql.unsafe`
+      update webhook_deliveries set state = ${state}, attempts = ${attempts}, next_attempt_at = ${nextAt}::timestamptz,
+        last_status = ${status}, last_error = ${lastError}, updated_at = now(),
+        delivered_at = case when ${state} = 'delivered' then now() else delivered_at end
+      where id = ${target.id}`);
+  if (ok) {
+    await record('delivered', null);
+    await tx.query(
+      sql.unsafe`update webhook_endpoints set failing_since = null where id = ${target.endpoint_id} and failing_since is not null`,
+    );
+    return 'delivered';
+  }
+  const endpoint = await tx.one(sql.type(z.object({ state: z.string(), failing_for_ms: z.number() }))`
+    update webhook_endpoints set failing_since = coalesce(failing_since, ${result.at.toISOString()}::timestamptz)
+    where id = ${target.endpoint_id}
+    returning state, (extract(epoch from now() - failing_since) * 1000)::float8 as failing_for_ms`);
+  if (status === 410) {
+    await record(current.state === 'pending' ? 'held' : current.state, null);
+    if (endpoint.state === 'enabled') {
+      await disableEndpoint(tx, target.endpoint_id, { actor: 'haat', reason: `${target.url} answered 410 Gone` });
+    }
+    return 'held';
+  }
+  let outcome: AttemptOutcome;
+  if (current.state !== 'pending') {
+    // Held, failed or delivered meanwhile (an operator, another attempt): the attempt is kept, the state too.
+    await record(current.state, null);
+    outcome = current.state === 'held' ? 'held' : 'skipped';
+  } else {
+    const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(result.retryAfter, result.at) : null;
+    const decision = nextRetry(attempts - current.round_start, { secondMs, retryAfterMs, random: Math.random() });
+    if (decision.retry) {
+      const nextAt = new Date(Date.now() + decision.delayMs).toISOString();
+      await record('pending', nextAt);
+      await scheduleDeliveries(tx, [target.id], nextAt);
+      outcome = 'retry';
+    } else {
+      await record('failed', null);
+      outcome = 'failed';
+    }
+  }
+  if (endpoint.state === 'enabled' && endpoint.failing_for_ms >= DISABLE_AFTER_MS) {
+    await disableEndpoint(tx, target.endpoint_id, { actor: 'haat', reason: 'every attempt has failed for 5 days' });
+    if (outcome === 'retry') outcome = 'held';
+  }
+  return outcome;
+}

@@ -1,0 +1,93 @@
+// The body of an outbound event (docs/webhooks-out.md, Body), rendered from what the outbox row
+// keeps (written by the database's triggers, sql/committed/000013.sql): the same bytes on every
+// attempt, and the order in the same JSON as `haat order show --json` (orderJson, one implementation).
+import { z } from 'zod';
+import { orderJson } from '../commands/order-handlers.ts';
+import { OrderItemRow, OrderRow } from '../db/orders.ts';
+import { toJsonText } from '../domain/json.ts';
+import { type Currency, moneyJson } from '../domain/money.ts';
+
+const isoTime = z.string().transform((s) => new Date(s).toISOString());
+const bigintText = z
+  .string()
+  .regex(/^-?[0-9]+$/)
+  .transform((s) => BigInt(s));
+
+const StoredOrder = z.object({
+  id: z.string(),
+  ref: z.string(),
+  buyer: z.string(),
+  currency: z.string(),
+  state: z.string(),
+  total_amount: bigintText,
+  reject_reason: z.string().nullable(),
+  expires_at: isoTime.nullable(),
+  payment_ref: z.string().nullable(),
+  tracking: z.string().nullable(),
+  created_at: isoTime,
+  commission_bps: z.number(),
+  snapshot_hash: z.string().nullable(),
+  requested_items: z.string().nullable(),
+  items: z.array(z.object({ sku: z.string(), qty: bigintText, unit_price: bigintText, total: bigintText })),
+});
+
+function renderOrder(stored: unknown) {
+  const { items, ...row } = StoredOrder.parse(stored);
+  return orderJson(
+    OrderRow.parse(row),
+    items.map((i) => OrderItemRow.parse(i)),
+  );
+}
+
+const StoredPayment = z.object({
+  payment_ref: z.string(),
+  order_ref: z.string(),
+  amount: bigintText,
+  currency: z.string(),
+  reason: z.string(),
+  received_at: isoTime,
+});
+
+export const OutboundEventRow = z.object({
+  id: z.string(),
+  type: z.string(),
+  sequence: z.number().nullable(),
+  data: z.record(z.string(), z.unknown()),
+  created_at: z.string(),
+});
+export type OutboundEventRow = z.infer<typeof OutboundEventRow>;
+
+/** The event's `data`, for the body and for `haat deliveries show`. */
+export function eventData(event: OutboundEventRow): Record<string, unknown> {
+  const data = event.data;
+  if (event.type === 'payment.unapplied') {
+    const payment = StoredPayment.parse(data.payment);
+    return {
+      payment: { ...payment, amount: moneyJson({ amount: payment.amount, currency: payment.currency as Currency }) },
+      ...(data.order ? { order: renderOrder(data.order) } : {}),
+      ...(event.sequence !== null ? { sequence: event.sequence } : {}),
+    };
+  }
+  if (event.type.startsWith('order.')) {
+    const transition = z
+      .object({ previous_state: z.string().nullable(), actor: z.string(), reason: z.string().nullable(), at: isoTime })
+      .parse(data);
+    return {
+      order: renderOrder(data.order),
+      sequence: event.sequence,
+      transition: {
+        from: transition.previous_state,
+        to: event.type.slice('order.'.length),
+        at: transition.at,
+        actor: transition.actor,
+        reason: transition.reason,
+      },
+    };
+  }
+  return { ...data, ...(event.sequence !== null ? { sequence: event.sequence } : {}) };
+}
+
+/** The body sent: `{"type", "timestamp", "data"}`, integers exact. */
+export function renderBody(event: OutboundEventRow): string {
+  return toJsonText({ type: event.type, timestamp: new Date(event.created_at).toISOString(), data: eventData(event) });
+}
