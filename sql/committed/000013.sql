@@ -1,5 +1,5 @@
 --! Previous: sha1:b91a69bb05ee33c94d9194ba42abd5733cd3e696
---! Hash: sha1:968123d012804e7482c9d33d769acab0dd701412
+--! Hash: sha1:3394b6d4aae61229efe78ff5886a0eabc6369a1b
 
 -- Outbound webhooks (docs/webhooks-out.md): the outbox, the endpoints events go to, one delivery
 -- per (event, endpoint) and every attempt of it.
@@ -157,7 +157,8 @@ create trigger payments_outbox after insert on payments
   referencing new table as new_payments for each statement execute function payments_outbox();
 
 -- Each new event: a delivery per endpoint subscribed to it (pending with its job, or held while the
--- endpoint is disabled); removed endpoints get none.
+-- endpoint is disabled); removed endpoints get none. A delivery's job is keyed by the attempt it is
+-- for (`dlv:<id>:<attempts made>`): a job left over from an earlier attempt finds it stale.
 create function outbound_events_fan_out() returns trigger language plpgsql as $$
 declare
   pending text[];
@@ -174,7 +175,7 @@ begin
   select array_agg(id) filter (where state = 'pending') into pending from d;
   if pending is not null then
     perform graphile_worker.add_jobs(array(
-      select row('deliver_webhook', json_build_object('delivery', id), null, null, null, 'dlv:' || id, null, null)::graphile_worker.job_spec
+      select row('deliver_webhook', json_build_object('delivery', id, 'attempt', 0), null, null, null, 'dlv:' || id || ':0', null, null)::graphile_worker.job_spec
       from unnest(pending) as id));
   end if;
   return null;

@@ -142,6 +142,40 @@ async function eventViolations(db: Queryable): Promise<readonly Record<string, u
     order by 1, 2`);
 }
 
+/**
+ * Invariant 9: every outbound event has a delivery for each endpoint subscribed when it was written
+ * (added before it, not removed before it, its patterns matching), and every delivery is accounted
+ * for: delivered, failed, held while its endpoint is disabled, or pending with a live job for its
+ * next attempt. Anything else is a notification lost.
+ */
+async function deliveryViolations(db: Queryable): Promise<readonly Record<string, unknown>[]> {
+  return db.any(sql.type(z.object({ kind: z.string(), subject: z.string(), detail: z.string() }))`
+    select 'event_without_delivery' as kind, e.id as subject, format('%s of %s: no delivery to endpoint %s', e.type, e.created_at, p.id) as detail
+      from outbound_events e
+      join webhook_endpoints p on p.created_at < e.created_at and (p.removed_at is null or p.removed_at > e.created_at)
+        and webhook_patterns_match(p.events, e.type)
+      where not exists (select 1 from webhook_deliveries d where d.event_id = e.id and d.endpoint_id = p.id)
+    union all
+    select 'pending_without_job', d.id, format('pending after %s attempts, no job for the next one (dlv:%s:%s)', d.attempts, d.id, d.attempts)
+      from webhook_deliveries d
+      where d.state = 'pending'
+        and not exists (select 1 from graphile_worker.jobs j
+                        where j.key = 'dlv:' || d.id || ':' || d.attempts and j.attempts < j.max_attempts)
+    union all
+    select 'held_while_enabled', d.id, format('held, but endpoint %s is %s', p.id, p.state)
+      from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id
+      where d.state = 'held' and p.state <> 'disabled'
+    union all
+    select 'pending_for_removed_endpoint', d.id, format('pending, but endpoint %s was removed', p.id)
+      from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id
+      where d.state = 'pending' and p.state = 'removed'
+    union all
+    select 'attempts_do_not_add_up', d.id, format('%s attempts counted, %s recorded', d.attempts, (select count(*) from webhook_delivery_attempts a where a.delivery_id = d.id))
+      from webhook_deliveries d
+      where d.attempts <> (select count(*) from webhook_delivery_attempts a where a.delivery_id = d.id)
+    order by 1, 2`);
+}
+
 export async function reconcile(db: Queryable): Promise<Check[]> {
   const [inventory, inventoryMs] = await timed(() => inventoryViolations(db));
   const [orders, ordersMs] = await timed(() => orderViolations(db));
@@ -161,5 +195,7 @@ export async function reconcile(db: Queryable): Promise<Check[]> {
   checks.push({ invariant: 7, name: 'ledger_balances', ok: ledger.length === 0, violations: ledger, ms: ledgerMs });
   const [events, eventsMs] = await timed(() => eventViolations(db));
   checks.push({ invariant: 8, name: 'events_have_outcomes', ok: events.length === 0, violations: events, ms: eventsMs });
+  const [deliveries, deliveriesMs] = await timed(() => deliveryViolations(db));
+  checks.push({ invariant: 9, name: 'events_are_delivered', ok: deliveries.length === 0, violations: deliveries, ms: deliveriesMs });
   return checks;
 }

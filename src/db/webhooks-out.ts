@@ -49,19 +49,29 @@ async function lockOutbox(tx: DatabaseTransaction): Promise<void> {
   await tx.query(sql.unsafe`lock table outbound_events in share mode`);
 }
 
-/** Adds jobs for these deliveries (one per delivery, key `dlv:<id>`: a later add replaces it). */
-export async function scheduleDeliveries(tx: DatabaseTransaction, ids: readonly string[], runAt?: string): Promise<void> {
-  if (ids.length === 0) return;
+/**
+ * Adds the job of each delivery's next attempt: key `dlv:<id>:<attempts made>`, so adding it again
+ * (a retry while it waits) replaces it, and a job of an earlier attempt, left by a killed worker,
+ * finds itself stale (deliver.ts). Jobs of deliveries held or failed meanwhile are not removed:
+ * they run once and find nothing to do.
+ */
+export async function scheduleDeliveries(
+  tx: DatabaseTransaction,
+  deliveries: readonly { readonly id: string; readonly attempts: number }[],
+  runAt?: string,
+): Promise<void> {
+  if (deliveries.length === 0) return;
   await tx.query(sql.unsafe`
     select graphile_worker.add_jobs(array(
-      select row(${DELIVER_TASK}, json_build_object('delivery', id), null, ${runAt ?? null}::timestamptz, null, 'dlv:' || id, null, null)::graphile_worker.job_spec
-      from unnest(${sql.array(ids, 'text')}) as id))`);
-}
-
-/** Removes the waiting jobs of these deliveries (a running one loses its key and is not retried). */
-async function unscheduleDeliveries(tx: DatabaseTransaction, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await tx.query(sql.unsafe`select graphile_worker.remove_job('dlv:' || id) from unnest(${sql.array(ids, 'text')}) as id`);
+      select row(${DELIVER_TASK}, json_build_object('delivery', d.id, 'attempt', d.attempts), null, ${runAt ?? null}::timestamptz,
+                 null, 'dlv:' || d.id || ':' || d.attempts, null, null)::graphile_worker.job_spec
+      from unnest(${sql.array(
+        deliveries.map((d) => d.id),
+        'text',
+      )}, ${sql.array(
+        deliveries.map((d) => String(d.attempts)),
+        'int4',
+      )}) as d(id, attempts)))`);
 }
 
 export type NewEndpoint = { url: string; events: readonly string[]; description: string | null; allowPrivate: boolean };
@@ -157,7 +167,6 @@ export async function disableEndpoint(tx: DatabaseTransaction, id: string, meta:
   const held = await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
     update webhook_deliveries set state = 'held', next_attempt_at = null, updated_at = now()
     where endpoint_id = ${id} and state = 'pending' returning id`);
-  await unscheduleDeliveries(tx, held);
   await audit(tx, {
     actor: meta.actor,
     action: 'endpoint.disable',
@@ -178,7 +187,7 @@ export async function enableEndpoint(tx: DatabaseTransaction, id: string, meta: 
   const row = await tx.one(sql.type(EndpointRow)`
     update webhook_endpoints set state = 'enabled', state_reason = ${meta.reason}, failing_since = null where id = ${id}
     returning ${endpointColumns}`);
-  const released = await requeue(tx, sql.fragment`endpoint_id = ${id} and state = 'held'`);
+  const released = await requeue(tx, sql.fragment`d.endpoint_id = ${id} and d.state = 'held'`);
   await audit(tx, {
     actor: meta.actor,
     action: 'endpoint.enable',
@@ -201,7 +210,6 @@ export async function removeEndpoint(tx: DatabaseTransaction, id: string, meta: 
   const failed = await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
     update webhook_deliveries set state = 'failed', next_attempt_at = null, last_error = 'endpoint removed', updated_at = now()
     where endpoint_id = ${id} and state in ('pending', 'held') returning id`);
-  await unscheduleDeliveries(tx, failed);
   await audit(tx, {
     actor: meta.actor,
     action: 'endpoint.remove',
@@ -243,13 +251,13 @@ export async function rotateSecret(
  * endpoint is disabled). Returns the ids made pending.
  */
 async function requeue(tx: DatabaseTransaction, where: ReturnType<typeof sql.fragment>): Promise<readonly string[]> {
-  const ids = await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
+  const rows = await tx.any(sql.type(z.object({ id: z.string(), attempts: z.number() }))`
     update webhook_deliveries d set state = 'pending', next_attempt_at = now(), round_start = d.attempts, updated_at = now()
     from webhook_endpoints p
     where p.id = d.endpoint_id and p.state = 'enabled' and ${where}
-    returning d.id`);
-  await scheduleDeliveries(tx, ids);
-  return ids;
+    returning d.id, d.attempts`);
+  await scheduleDeliveries(tx, rows);
+  return rows.map((r) => r.id);
 }
 
 /**

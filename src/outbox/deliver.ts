@@ -32,15 +32,14 @@ export function signatureHeaders(secrets: readonly string[], id: string, body: s
   };
 }
 
-export async function deliverOnce(pool: DatabasePool, deliveryId: string, log: Logger): Promise<AttemptOutcome> {
+/**
+ * Makes attempt number `attempt + 1` of a delivery (its job names how many were made when it was
+ * scheduled); a job whose attempt was made already (a killed worker's, unlocked) is stale: skipped.
+ */
+export async function deliverOnce(pool: DatabasePool, deliveryId: string, attempt: number, log: Logger): Promise<AttemptOutcome> {
   const target = await attemptTarget(pool, deliveryId);
-  if (target?.state !== 'pending') return 'skipped';
-  if (target.endpoint_state !== 'enabled') {
-    await pool.query(sql.unsafe`
-      update webhook_deliveries set state = 'held', next_attempt_at = null, updated_at = now()
-      where id = ${deliveryId} and state = 'pending'`);
-    return 'held';
-  }
+  if (target?.state !== 'pending' || target.attempts !== attempt) return 'skipped';
+  if (target.endpoint_state !== 'enabled' && (await holdUnlessEnabled(pool, target))) return 'held';
   const [secrets, timeoutMs, secondMs] = await Promise.all([
     liveSecrets(pool, target.endpoint_id),
     readSetting(pool, 'webhook_timeout_ms'),
@@ -66,6 +65,25 @@ export async function deliverOnce(pool: DatabasePool, deliveryId: string, log: L
     'webhook delivery attempt',
   );
   return outcome;
+}
+
+/**
+ * A pending delivery of an endpoint that is not enabled (an event written while it was being
+ * disabled): held, or failed if removed, under a share lock of the endpoint row so that an enable
+ * running now either sees it held (and sends it) or has committed first (then it is attempted now:
+ * returns false).
+ */
+async function holdUnlessEnabled(pool: DatabasePool, target: AttemptTarget): Promise<boolean> {
+  return inTransaction(pool, async (tx) => {
+    const state = await tx.oneFirst(sql.type(z.object({ state: z.string() }))`
+      select state from webhook_endpoints where id = ${target.endpoint_id} for share`);
+    if (state === 'enabled') return false;
+    await tx.query(sql.unsafe`
+      update webhook_deliveries set state = ${state === 'removed' ? 'failed' : 'held'}, next_attempt_at = null, updated_at = now(),
+        last_error = case when ${state} = 'removed' then 'endpoint removed' else last_error end
+      where id = ${target.id} and state = 'pending'`);
+    return true;
+  });
 }
 
 const Locked = z.object({ state: z.string(), attempts: z.number(), round_start: z.number() });
@@ -120,7 +138,7 @@ async function recordAttempt(
     if (decision.retry) {
       const nextAt = new Date(Date.now() + decision.delayMs).toISOString();
       await record('pending', nextAt);
-      await scheduleDeliveries(tx, [target.id], nextAt);
+      await scheduleDeliveries(tx, [{ id: target.id, attempts }], nextAt);
       outcome = 'retry';
     } else {
       await record('failed', null);

@@ -7,12 +7,16 @@ import { DELIVER_TASK } from '../../db/webhooks-out.ts';
 import { deliverOnce } from '../../outbox/deliver.ts';
 import { defineTask } from '../task.ts';
 
-export const DeliverWebhookPayload = z.strictObject({ delivery: z.string().regex(/^dlv_[0-9a-f]{32}$/) });
+export const DeliverWebhookPayload = z.strictObject({
+  delivery: z.string().regex(/^dlv_[0-9a-f]{32}$/),
+  /** Attempts made when the job was scheduled: this job is for the next one. */
+  attempt: z.number().int().min(0),
+});
 
 export const deliverWebhookTask = defineTask({
   identifier: DELIVER_TASK,
   payload: DeliverWebhookPayload,
   run: async (payload, { pool, log }) => {
-    await deliverOnce(pool, payload.delivery, log);
+    await deliverOnce(pool, payload.delivery, payload.attempt, log);
   },
 });
