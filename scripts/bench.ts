@@ -7,7 +7,8 @@
 //   write      signed order.placed webhooks through an intake and a worker process (--write-orders per
 //              run, spread and hot; --write-lines: at most that many lines per spread order), beside
 //              raw-SQL baselines on the same server (--baseline-seconds each; --baseline-client
-//              auto|pgbench|pg)
+//              auto|pgbench|pg); both runs again with an outbound endpoint subscribed to every event
+//              (delivered/s, lag, lost, and the order rate beside the run without)
 //   expiry     `haat reservations expire` of --expiry-orders due reservations (--expiry-timeout seconds)
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -183,6 +184,43 @@ if (parts.has('write')) {
       `exit ${run.reconcile_exit}`,
       `after SIGTERM the worker exited ${run.stop_exit.worker}, the intake ${run.stop_exit.intake}`,
       `exit 0 — ${verdict(run.reconcile_exit === 0)}`,
+    ]);
+  }
+  // Notifications: the spread and hot runs again with an endpoint subscribed to every event, its
+  // receiver in the bench process; each run beside its neighbour without (issue 14: they must not
+  // halve the order rate).
+  for (const [run, without, ratio] of [
+    [write.spreadNotify, write.spread, write.notify_ratio.spread],
+    [write.hotNotify, write.hot, write.notify_ratio.hot],
+  ] as const) {
+    const n = run.notifications;
+    if (!n) throw new Error(`write ${run.run}: a run with notifications has no delivery figures`);
+    const what = `${run.run === 'spread' ? `spread (${run.skus} SKUs)` : 'hot (one SKU)'} with notifications`;
+    const oversold = run.oversold_rows + (run.hot?.oversold ?? 0);
+    rows.push([
+      `end to end, ${what}`,
+      `${run.end_to_end_per_s} orders/s`,
+      `${ratio.toFixed(2)}× without (${without.end_to_end_per_s}/s); 1 endpoint on every event; drain ${(run.drain_ms / 1000).toFixed(1)} s after posting; oversold ${oversold}`,
+      `≥ 0.50× without, 0 oversold — ${verdict(ratio >= 0.5 && oversold === 0)}`,
+    ]);
+    rows.push([
+      `deliveries, ${what}: delivered/s`,
+      `${n.delivered_per_s} events/s`,
+      `${n.delivered} of ${n.events} events in ${(n.delivery_ms / 1000).toFixed(1)} s (first received → all delivered, ${(n.after_orders_ms / 1000).toFixed(1)} s after the last order's outcome); ${n.attempts} attempts; worker RSS ${mb(run.worker_rss_mb.max)}`,
+      '',
+    ]);
+    rows.push([
+      `deliveries, ${what}: lag`,
+      `p99 ${n.lag_ms.p99} ms`,
+      `p50 ${n.lag_ms.p50} ms, max ${n.lag_ms.max} ms (event written with its change → received)`,
+      '',
+    ]);
+    const clean = n.complete && n.lost === 0 && n.bad_signatures === 0 && n.events_without_one_delivery === 0 && run.reconcile_exit === 0;
+    rows.push([
+      `deliveries, ${what}: lost`,
+      `${n.lost} lost`,
+      `${n.events - n.events_without_one_delivery} of ${n.events} events with one delivery; ${n.received} requests received (${n.received_events} events); bad signatures ${n.bad_signatures}; reconcile exit ${run.reconcile_exit}`,
+      `0 lost, 0 bad, reconcile 0 — ${verdict(clean)}`,
     ]);
   }
 }

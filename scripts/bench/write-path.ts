@@ -5,7 +5,11 @@
 //           is 60 % of the orders), on a fresh scratch database: 16 keep-alive HTTP clients post
 //           signed order.placed webhooks to one intake while one worker (concurrency 8) applies them;
 //           intake rate and latency, end-to-end rate and drain time, the worker's peak RSS, oversold
-//           stock and `haat reconcile` at the end.
+//           stock and `haat reconcile` at the end. With notifications, an outbound endpoint is
+//           subscribed to every event (`haat endpoints add … --events '*'`) and a receiver in this
+//           process (src/outbox/listen.ts: verifies each signature, answers 204) gets every order
+//           event from the worker's delivery lane: the same figures, plus events delivered per
+//           second, the delivery lag and a count of what was lost or badly signed.
 //   expiry  100,000 pending orders whose reservations are due, seeded set-based and consistent
 //           (`haat reconcile` passes before), then `haat reservations expire` timed as a process;
 //           none left due and reconcile passes after.
@@ -23,6 +27,7 @@ import { migrateDatabase } from '../../src/db/migrate.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
 import { signedHeaders } from '../../src/intake/sign.ts';
 import type { Logger } from '../../src/log.ts';
+import { type Listener, listen } from '../../src/outbox/listen.ts';
 import { createScratchDatabase, type ScratchDatabase } from '../scratch-database.ts';
 import { type BaselineClient, type Baselines, benchRawSql } from './raw-sql.ts';
 
@@ -36,12 +41,44 @@ const HOT_STOCK_SHARE = 0.6;
 /** How long the queue may take to drain after the last request before the bench gives up. */
 const DRAIN_TIMEOUT_MS = 600_000;
 const POLL_MS = 100;
+/** With notifications: the wait for every delivery gives up after this long with none delivered. */
+const DELIVERY_STALL_MS = 60_000;
 const RSS_SAMPLE_MS = 200;
+
+/** An outbound endpoint subscribed to every event, its receiver in the bench process. */
+export type DeliveryFigures = {
+  readonly endpoints: number;
+  /** outbound_events written by the run (one per order: order.pending or order.rejected). */
+  readonly events: number;
+  readonly deliveries: number;
+  readonly delivered: number;
+  /** Every delivery delivered before the wait gave up (DELIVERY_STALL_MS with none delivered). */
+  readonly complete: boolean;
+  /** First event received → every delivery 'delivered' (polled every 100 ms). */
+  readonly delivery_ms: number;
+  readonly delivered_per_s: number;
+  /** Every order has an outcome → every delivery delivered. */
+  readonly after_orders_ms: number;
+  /** An event's created_at (written with its change) → its first receipt by the receiver. */
+  readonly lag_ms: { readonly p50: number; readonly p99: number; readonly max: number };
+  /** Requests received, repeats included, and distinct events among them. */
+  readonly received: number;
+  readonly received_events: number;
+  readonly bad_signatures: number;
+  /** Attempts recorded (webhook_delivery_attempts): one per delivery when none is retried. */
+  readonly attempts: number;
+  /** Events without exactly one delivery per endpoint. */
+  readonly events_without_one_delivery: number;
+  /** Events not delivered, or never seen by the receiver. */
+  readonly lost: number;
+};
 
 export type WriteRun = {
   readonly run: 'spread' | 'hot';
   /** The worker started after posting: end_to_end is then the application alone, from its start. */
   readonly backlog: boolean;
+  /** Set when an endpoint was subscribed (the worker delivered every event while applying). */
+  readonly notifications?: DeliveryFigures;
   readonly orders: number;
   readonly lines_per_order: string;
   readonly skus: number;
@@ -85,6 +122,11 @@ export type WriteFigures = {
   readonly hot: WriteRun;
   readonly spreadBacklog: WriteRun;
   readonly hotBacklog: WriteRun;
+  /** spread and hot again, with an endpoint subscribed to every event. */
+  readonly spreadNotify: WriteRun;
+  readonly hotNotify: WriteRun;
+  /** End-to-end order rate with notifications ÷ without (target ≥ 0.5: they must not halve it). */
+  readonly notify_ratio: { readonly spread: number; readonly hot: number };
 };
 
 export type ExpiryFigures = {
@@ -333,17 +375,37 @@ async function postAll(port: number, requests: readonly Request[], clients: numb
 
 type RunOptions = { readonly orders: number; readonly maxLines: number; readonly log: Logger };
 
+/** What the receiver saw: each event's first receipt (epoch ms), every request, bad signatures. */
+type Receipts = {
+  readonly firstAt: Map<string, number>;
+  received: number;
+  badSignatures: number;
+  /** performance.now() of the first request received. */
+  firstReceivedAt: number;
+};
+
+const epochNow = () => performance.timeOrigin + performance.now();
+
 /**
  * One run. With `backlog`, the worker starts only once every order is posted: the drain then
- * measures the application alone (the worker's batches), without the intake as its bound.
+ * measures the application alone (the worker's batches), without the intake as its bound. With
+ * `notify`, an endpoint subscribed to every event points at a receiver in this process, and the
+ * run ends once every delivery is delivered too.
  */
-async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = false): Promise<WriteRun> {
+async function writeRun(
+  kind: 'spread' | 'hot',
+  options: RunOptions,
+  mode: { readonly backlog?: boolean; readonly notify?: boolean } = {},
+): Promise<WriteRun> {
   const { orders, maxLines, log } = options;
+  const backlog = mode.backlog === true;
+  const label = `${kind}${backlog ? ' backlog' : ''}${mode.notify ? ' notify' : ''}`;
   const home = await fs.mkdtemp(path.join(os.tmpdir(), `haat-bench-write-${kind}-`));
   let scratch: ScratchDatabase | undefined;
   let db: pg.Client | undefined;
   let intake: Service | undefined;
   let worker: Service | undefined;
+  let receiver: Listener | undefined;
   let keepLogs = false;
   try {
     scratch = await createScratchDatabase(`haat_bench_${kind}`, log);
@@ -367,6 +429,33 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
     await fs.writeFile(stockCsv, `sku,qty,reason\n${skus.map((c) => `${c},${stockPerSku},opening stock`).join('\n')}\n`);
     await cliOk(['import', 'skus', skusCsv, '--json'], env);
     await cliOk(['import', 'stock', stockCsv, '--json'], env);
+
+    // Notifications: the endpoint is added through the CLI (its secret is printed once), then the
+    // receiver listens on the port its URL names, verifying with that secret (204; 401 if not).
+    let endpoint: { id: string; secret: string } | undefined;
+    const receipts: Receipts = { firstAt: new Map(), received: 0, badSignatures: 0, firstReceivedAt: Number.POSITIVE_INFINITY };
+    if (mode.notify) {
+      const receiverPort = await freePort();
+      const added = JSON.parse(
+        await cliOk(['endpoints', 'add', `http://127.0.0.1:${receiverPort}/bench`, '--allow-private', '--events', '*', '--json'], env),
+      ) as { id: string; secret: string; state: string };
+      if (added.state !== 'enabled' || !added.secret) throw new Error(`write ${label}: endpoints add printed ${JSON.stringify(added)}`);
+      endpoint = { id: added.id, secret: added.secret };
+      receiver = await listen({
+        port: receiverPort,
+        secrets: [added.secret],
+        onEvent: (event) => {
+          const now = performance.now();
+          receipts.received++;
+          if (now < receipts.firstReceivedAt) receipts.firstReceivedAt = now;
+          if (event.verified !== true) {
+            receipts.badSignatures++;
+            return; // answered 401: not received, the delivery is retried
+          }
+          if (!receipts.firstAt.has(event.id)) receipts.firstAt.set(event.id, epochNow());
+        },
+      });
+    }
 
     // The services, each a real process with its own log file.
     const port = await freePort();
@@ -410,7 +499,7 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
 
     const workerRss = rssSampler(workerPid);
     const intakeRss = rssSampler(intake.child.pid as number);
-    console.error(`write ${kind}: posting ${orders} orders with ${CLIENTS} clients`);
+    console.error(`write ${label}: posting ${orders} orders with ${CLIENTS} clients`);
     if (backlog) {
       // The backlog waits in the queue: the worker is stopped while the orders are posted.
       await stopService(worker);
@@ -419,7 +508,7 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
     const posted = await postAll(port, requests, CLIENTS);
     if (posted.accepted !== orders) {
       keepLogs = true;
-      throw new Error(`write ${kind}: ${posted.accepted} of ${orders} webhooks accepted (statuses ${JSON.stringify(posted.statuses)})`);
+      throw new Error(`write ${label}: ${posted.accepted} of ${orders} webhooks accepted (statuses ${JSON.stringify(posted.statuses)})`);
     }
     let applyFrom = posted.firstAcceptedAt;
     let sampledPid = workerPid;
@@ -453,14 +542,56 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
         keepLogs = true;
         const jobs = intOf((await db.query('select count(*)::int as n from graphile_worker.jobs')).rows);
         throw new Error(
-          `write ${kind}: did not drain within ${DRAIN_TIMEOUT_MS / 1000} s after posting: ${n} of ${orders} outcomes, ${jobs} jobs queued (logs kept in ${home})`,
+          `write ${label}: did not drain within ${DRAIN_TIMEOUT_MS / 1000} s after posting: ${n} of ${orders} outcomes, ${jobs} jobs queued (logs kept in ${home})`,
         );
       }
       if (now - lastReport > 5000) {
-        console.error(`write ${kind}: ${n} of ${orders} outcomes`);
+        console.error(`write ${label}: ${n} of ${orders} outcomes`);
         lastReport = now;
       }
       await sleep(POLL_MS);
+    }
+
+    // Notifications: every event of the run has its delivery delivered (the events are all written:
+    // each in the transaction of its order's outcome). A wait with nothing delivered for
+    // DELIVERY_STALL_MS gives up and reports what is missing.
+    let deliveredAllAt = 0;
+    let complete = false;
+    if (endpoint) {
+      let progressAt = performance.now();
+      let last = -1;
+      lastReport = performance.now();
+      for (;;) {
+        const { rows } = await db.query<{ events: number; deliveries: number; delivered: number }>(
+          `select (select count(*)::int from outbound_events) as events,
+                  count(*)::int as deliveries, (count(*) filter (where state = 'delivered'))::int as delivered
+           from webhook_deliveries`,
+        );
+        const c = rows[0] as { events: number; deliveries: number; delivered: number };
+        const now = performance.now();
+        if (c.delivered === c.events && c.deliveries === c.events) {
+          deliveredAllAt = now;
+          complete = true;
+          break;
+        }
+        for (const s of services) await failIfExited(s);
+        if (c.delivered !== last) {
+          last = c.delivered;
+          progressAt = now;
+        } else if (now - progressAt > DELIVERY_STALL_MS) {
+          keepLogs = true;
+          deliveredAllAt = now;
+          console.error(
+            `write ${label}: ${c.delivered} of ${c.events} events delivered, none for ${DELIVERY_STALL_MS / 1000} s: giving up (logs kept in ${home})`,
+          );
+          break;
+        }
+        if (now - lastReport > 5000) {
+          console.error(`write ${label}: ${c.delivered} of ${c.events} events delivered`);
+          lastReport = now;
+        }
+        await sleep(POLL_MS);
+      }
     }
     const workerRssMb = workerRss.stop();
     const intakeRssMb = intakeRss.stop();
@@ -482,7 +613,7 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
         ['HOT-1'],
       );
       const r = rows[0];
-      if (!r) throw new Error('write hot: no inventory row for HOT-1');
+      if (!r) throw new Error(`write ${label}: no inventory row for HOT-1`);
       const stock = Number(r.on_hand);
       hot = { sku: 'HOT-1', stock, reserved: Number(r.reserved), sold: Number(r.sold), oversold: Math.max(0, Number(r.sold) - stock) };
     }
@@ -491,13 +622,61 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
     worker = undefined;
     intake = undefined;
     const reconcile = await cli(['reconcile'], env);
-    if (reconcile.code !== 0) console.error(`write ${kind}: haat reconcile exited ${reconcile.code}: ${reconcile.stdout.slice(-2000)}`);
+    if (reconcile.code !== 0) console.error(`write ${label}: haat reconcile exited ${reconcile.code}: ${reconcile.stdout.slice(-2000)}`);
+
+    let notifications: DeliveryFigures | undefined;
+    if (endpoint) {
+      await receiver?.close();
+      receiver = undefined;
+      // Per event: its deliveries to the endpoint and whether it was delivered; beside what the
+      // receiver saw, that is what was lost (not delivered, or delivered without being received).
+      const { rows } = await db.query<{ id: string; created_ms: number; deliveries: number; delivered: boolean }>(
+        `select e.id, (extract(epoch from e.created_at) * 1000)::float8 as created_ms,
+                count(d.id)::int as deliveries, coalesce(bool_and(d.state = 'delivered'), false) as delivered
+         from outbound_events e left join webhook_deliveries d on d.event_id = e.id and d.endpoint_id = $1
+         group by e.id`,
+        [endpoint.id],
+      );
+      const lags: number[] = [];
+      let lost = 0;
+      for (const e of rows) {
+        const at = receipts.firstAt.get(e.id);
+        if (at === undefined || !e.delivered || e.deliveries !== 1) lost++;
+        if (at !== undefined) lags.push(at - e.created_ms);
+      }
+      lags.sort((a, b) => a - b);
+      const totals = await db.query<{ deliveries: number; delivered: number; attempts: number }>(
+        `select (select count(*)::int from webhook_deliveries) as deliveries,
+                (select count(*)::int from webhook_deliveries where state = 'delivered') as delivered,
+                (select count(*)::int from webhook_delivery_attempts) as attempts`,
+      );
+      const t = totals.rows[0] as { deliveries: number; delivered: number; attempts: number };
+      const deliveryMs = deliveredAllAt - receipts.firstReceivedAt;
+      notifications = {
+        endpoints: 1,
+        events: rows.length,
+        deliveries: t.deliveries,
+        delivered: t.delivered,
+        complete,
+        delivery_ms: Math.round(deliveryMs),
+        delivered_per_s: Math.round((t.delivered * 1000) / deliveryMs),
+        after_orders_ms: Math.round(deliveredAllAt - doneAt),
+        lag_ms: { p50: percentile(lags, 0.5), p99: percentile(lags, 0.99), max: percentile(lags, 1) },
+        received: receipts.received,
+        received_events: receipts.firstAt.size,
+        bad_signatures: receipts.badSignatures,
+        attempts: t.attempts,
+        events_without_one_delivery: rows.filter((e) => e.deliveries !== 1).length,
+        lost,
+      };
+    }
 
     const postingMs = posted.ended - posted.started;
     const e2eMs = doneAt - applyFrom;
     return {
       run: kind,
       backlog,
+      ...(notifications ? { notifications } : {}),
       orders,
       lines_per_order: kind === 'spread' && maxLines > 1 ? `1-${maxLines}` : '1',
       skus: skus.length,
@@ -526,11 +705,12 @@ async function writeRun(kind: 'spread' | 'hot', options: RunOptions, backlog = f
   } catch (error) {
     keepLogs = true;
     for (const s of [intake, worker]) if (s) console.error(`${s.name} log tail:\n${await tail(s.logFile)}`);
-    console.error(`write ${kind}: the services' logs are kept in ${home}`);
+    console.error(`write ${label}: the services' logs are kept in ${home}`);
     throw error;
   } finally {
     await stopService(worker);
     await stopService(intake);
+    await receiver?.close();
     await db?.end().catch(() => undefined);
     await scratch?.drop();
     if (!keepLogs) await fs.rm(home, { recursive: true, force: true });
@@ -553,11 +733,25 @@ export async function benchWrite(options: {
       seconds: options.baselineSeconds,
       client: options.baselineClient,
     });
+    // Each run with notifications right after the same run without: the ratio of the two compares
+    // neighbours (the machine's other load drifts).
     const spread = await writeRun('spread', options);
+    const spreadNotify = await writeRun('spread', options, { notify: true });
     const hot = await writeRun('hot', options);
-    const spreadBacklog = await writeRun('spread', options, true);
-    const hotBacklog = await writeRun('hot', options, true);
-    return { baselines, spread, hot, spreadBacklog, hotBacklog };
+    const hotNotify = await writeRun('hot', options, { notify: true });
+    const spreadBacklog = await writeRun('spread', options, { backlog: true });
+    const hotBacklog = await writeRun('hot', options, { backlog: true });
+    const ratio = (a: WriteRun, b: WriteRun) => Math.round((a.end_to_end_per_s / b.end_to_end_per_s) * 100) / 100;
+    return {
+      baselines,
+      spread,
+      hot,
+      spreadBacklog,
+      hotBacklog,
+      spreadNotify,
+      hotNotify,
+      notify_ratio: { spread: ratio(spreadNotify, spread), hot: ratio(hotNotify, hot) },
+    };
   } finally {
     await sqlScratch.drop();
   }

@@ -16,8 +16,8 @@ export const settingSchemas = {
     .max(24 * 365),
   /** How long an outbound webhook attempt may take, in ms (the contract's 15 s is the most). */
   webhook_timeout_ms: z.number().int().min(100).max(15_000),
-  /** How long one second of the outbound retry schedule lasts, in ms: 1,000; tests shorten it. */
-  webhook_retry_second_ms: z.number().int().min(1).max(1_000),
+  /** How long one second of the outbound retry schedule lasts, in ms: 1,000; tests shorten it (0: retry at once). */
+  webhook_retry_second_ms: z.number().int().min(0).max(1_000),
 } as const;
 export type SettingKey = keyof typeof settingSchemas;
 export type SettingValue<K extends SettingKey> = z.infer<(typeof settingSchemas)[K]>;

@@ -34,7 +34,7 @@ describe('haat reconcile', () => {
     assert.equal(report.ok, true);
     assert.deepEqual(
       report.checks.map((c: { invariant: number; ok: boolean }) => [c.invariant, c.ok]),
-      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [n, true]),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => [n, true]),
     );
     const human = await runCli(['reconcile'], { env });
     assert.match(human.stdout, /ledger_balances\s+ok/);
