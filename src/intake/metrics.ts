@@ -77,5 +77,53 @@ export function createMetrics(pool: DatabasePool): Metrics {
       this.set({ measure: 'units' }, Number(row.units));
     },
   });
+  new Gauge({
+    name: 'haat_webhook_deliveries',
+    help: 'Outbound webhook deliveries by endpoint and state (pending, held, delivered, failed)',
+    labelNames: ['endpoint', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await pool.any(sql.type(z.object({ endpoint: z.string(), state: z.string(), n: z.number() }))`
+        select endpoint_id as endpoint, state, count(*)::int as n from webhook_deliveries group by 1, 2`);
+      this.reset();
+      for (const r of rows) this.set({ endpoint: r.endpoint, state: r.state }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'haat_webhook_attempt_duration_seconds',
+    help: 'Outbound webhook attempts of the last 15 minutes: duration quantiles (0.5, 0.95, 0.99) by endpoint',
+    labelNames: ['endpoint', 'quantile'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await pool.any(sql.type(z.object({ endpoint: z.string(), p50: z.number(), p95: z.number(), p99: z.number() }))`
+        select d.endpoint_id as endpoint,
+               percentile_cont(0.5) within group (order by a.duration_ms)::float8 / 1000 as p50,
+               percentile_cont(0.95) within group (order by a.duration_ms)::float8 / 1000 as p95,
+               percentile_cont(0.99) within group (order by a.duration_ms)::float8 / 1000 as p99
+        from webhook_delivery_attempts a join webhook_deliveries d on d.id = a.delivery_id
+        where a.at > now() - interval '15 minutes' group by 1`);
+      this.reset();
+      for (const r of rows) {
+        this.set({ endpoint: r.endpoint, quantile: '0.5' }, r.p50);
+        this.set({ endpoint: r.endpoint, quantile: '0.95' }, r.p95);
+        this.set({ endpoint: r.endpoint, quantile: '0.99' }, r.p99);
+      }
+    },
+  });
+  new Gauge({
+    name: 'haat_webhook_attempts_recent',
+    help: 'Outbound webhook attempts of the last 15 minutes by endpoint and result (2xx, 4xx, 5xx, 3xx, error)',
+    labelNames: ['endpoint', 'result'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await pool.any(sql.type(z.object({ endpoint: z.string(), result: z.string(), n: z.number() }))`
+        select d.endpoint_id as endpoint,
+               case when a.status is null then 'error' else (a.status / 100)::text || 'xx' end as result, count(*)::int as n
+        from webhook_delivery_attempts a join webhook_deliveries d on d.id = a.delivery_id
+        where a.at > now() - interval '15 minutes' group by 1, 2`);
+      this.reset();
+      for (const r of rows) this.set({ endpoint: r.endpoint, result: r.result }, r.n);
+    },
+  });
   return { registry, webhookRequests };
 }

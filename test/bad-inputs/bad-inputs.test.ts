@@ -15,6 +15,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { z } from 'zod';
 import { applyCommand } from '../../src/commands/apply-command.ts';
 import { sql } from '../../src/db/sql.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
@@ -79,6 +80,23 @@ const withLiteral = (text: string, literal: string) => text.replace('"§"', lite
 const SEEN_BODY = placed([{ sku: 'TEA-1KG', qty: 1 }], { ref: 'W-1' });
 assert.equal(await intake.send('storefront', 'evt_seen', SEEN_BODY), 202);
 await applyCommand(db.pool, 'webhook:storefront', 'evt_seen', silent);
+
+// Outbound webhooks: ENDPOINT enabled; REMOVED removed; DISABLED disabled, holding the deliveries
+// (HELD is one) of the order E-1, placed and cancelled after it was added (stock as it was).
+async function endpointAdd(...argv: string[]): Promise<string> {
+  const added = await runCli(['endpoints', 'add', 'http://127.0.0.1:9/hook', '--allow-private', ...argv, '--json'], { env: cliEnv });
+  assert.equal(added.code, 0, added.stdout);
+  return (JSON.parse(added.stdout) as { id: string }).id;
+}
+const ENDPOINT = await endpointAdd('--events', 'payment.unapplied');
+const REMOVED = await endpointAdd();
+assert.equal((await runCli(['endpoints', 'remove', REMOVED, '--reason', 'retired', '--yes'], { env: cliEnv })).code, 0);
+const DISABLED = await endpointAdd('--events', 'order.*');
+await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b-4', ref: 'E-1', items: [{ sku: 'RICE-5KG', qty: '1' }] } });
+await mustApply(db.pool, { type: 'order.cancel', payload: { order: 'E-1', reason: 'changed mind' } });
+assert.equal((await runCli(['endpoints', 'disable', DISABLED, '--reason', 'receiver down'], { env: cliEnv })).code, 0);
+const HELD = await db.pool.oneFirst(sql.type(z.object({ id: z.string() }))`
+  select id from webhook_deliveries where endpoint_id = ${DISABLED} and state = 'held' order by id limit 1`);
 
 // ---- the table ---------------------------------------------------------------------------------
 type Cli = { readonly cli: readonly string[]; readonly env?: Readonly<Record<string, string>> };
@@ -151,6 +169,43 @@ const BAD_KEYS: readonly [string, string][] = [
 ];
 const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', 'true', '[1]', '1000001', '9223372036854775808', '1e400'];
 const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1000000000001', '1e400'];
+// Endpoint URLs (CONTRACT §7): http or https, a host that resolves, no credentials, no fragment,
+// at most 2,048 characters; refused with or without --allow-private.
+const BAD_ENDPOINT_URLS = [
+  'not a url',
+  'http://',
+  '',
+  'ftp://example.com/x',
+  'file:///etc/passwd',
+  'javascript:alert(1)',
+  'http://user:pass@example.com/',
+  'https://user@example.com/',
+  'https://example.com/#top',
+  `https://example.com/${'a'.repeat(2048)}`,
+  'http://no-such-host.invalid/',
+];
+// Not public unicast, in every spelling: refused without --allow-private.
+const PRIVATE_ENDPOINT_URLS = [
+  'http://127.0.0.1/hook',
+  'http://localhost/hook',
+  'http://10.0.0.1/',
+  'http://172.16.0.1/',
+  'http://192.168.1.1/',
+  'http://169.254.169.254/latest/meta-data/',
+  'http://100.64.0.1/',
+  'http://0.0.0.0/',
+  'http://224.0.0.1/',
+  'http://[::1]/',
+  'http://[fc00::1]/',
+  'http://[fe80::1]/',
+  'http://[::ffff:127.0.0.1]/',
+  'http://2130706433/',
+  'http://0x7f000001/',
+  'http://127.1/',
+];
+const BAD_EVENT_PATTERNS = ['order.teleported', 'foo.*', '', ',', 'order.*,', 'order.', '*.*', 'ORDER.*', 'order'];
+const UNKNOWN_ENDPOINTS = [`ep_${'0'.repeat(24)}`, 'ep_nope'];
+const UNKNOWN_DELIVERIES = [`dlv_${'0'.repeat(32)}`, 'dlv_nope'];
 
 // Bulk import files (docs/contract.md, Bulk import): each refused whole, with its rows, and nothing
 // written.
@@ -475,28 +530,28 @@ const cases: readonly Case[] = [
     input: 'ship a delivered order',
     cli: ['order', 'ship', 'D-1'],
     expect: { exit: 3, code: 'transition_not_allowed' },
-    ...(
-      [
-        ['X-CANCELLED', 'ship'],
-        ['X-CANCELLED', 'cancel'],
-        ['X-CANCELLED', 'refund'],
-        ['X-EXPIRED', 'ship'],
-        ['X-EXPIRED', 'cancel'],
-        ['X-REJECTED', 'ship'],
-        ['X-REJECTED', 'cancel'],
-        ['X-REFUNDED', 'refund'],
-        ['X-REFUNDED', 'cancel'],
-        ['X-REFUNDED', 'deliver'],
-      ] as const
-    ).map(
-      ([order, verb]): Case => ({
-        kind: 'transition',
-        input: `${verb} ${order.slice(2).toLowerCase()} (terminal)`,
-        cli: ['order', verb, order, ...(verb === 'cancel' || verb === 'refund' ? ['--reason', 'r'] : [])],
-        expect: { exit: 3, code: 'transition_not_allowed' },
-      }),
-    ),
   },
+  ...(
+    [
+      ['X-CANCELLED', 'ship'],
+      ['X-CANCELLED', 'cancel'],
+      ['X-CANCELLED', 'refund'],
+      ['X-EXPIRED', 'ship'],
+      ['X-EXPIRED', 'cancel'],
+      ['X-REJECTED', 'ship'],
+      ['X-REJECTED', 'cancel'],
+      ['X-REFUNDED', 'refund'],
+      ['X-REFUNDED', 'cancel'],
+      ['X-REFUNDED', 'deliver'],
+    ] as const
+  ).map(
+    ([order, verb]): Case => ({
+      kind: 'transition',
+      input: `${verb} ${order.slice(2).toLowerCase()} (terminal)`,
+      cli: ['order', verb, order, ...(verb === 'cancel' || verb === 'refund' ? ['--reason', 'r'] : [])],
+      expect: { exit: 3, code: 'transition_not_allowed' },
+    }),
+  ),
   {
     kind: 'order input',
     input: 'order place with 101 SKUs',
@@ -654,11 +709,159 @@ const cases: readonly Case[] = [
     expect: { exit: 5, code: 'maintenance_mode' },
   },
 
+  // Outbound webhooks (CONTRACT §7): endpoints and deliveries.
+  ...BAD_ENDPOINT_URLS.flatMap((url): Case[] => [
+    { kind: 'endpoint url', input: `endpoints add ${JSON.stringify(url)}`, cli: ['endpoints', 'add', url], expect: invalid },
+    {
+      kind: 'endpoint url',
+      input: `endpoints add ${JSON.stringify(url)} --allow-private`,
+      cli: ['endpoints', 'add', url, '--allow-private'],
+      expect: invalid,
+    },
+  ]),
+  ...PRIVATE_ENDPOINT_URLS.map(
+    (url): Case => ({
+      kind: 'endpoint address',
+      input: `endpoints add ${url} without --allow-private`,
+      cli: ['endpoints', 'add', url],
+      expect: { exit: 2, code: 'address_not_allowed' },
+    }),
+  ),
+  ...BAD_EVENT_PATTERNS.map(
+    (events): Case => ({
+      kind: 'endpoints',
+      input: `endpoints add --events ${JSON.stringify(events)}`,
+      cli: ['endpoints', 'add', 'http://127.0.0.1:9/hook', '--allow-private', '--events', events],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'endpoints',
+    input: 'endpoints add --description with a control character',
+    cli: ['endpoints', 'add', 'http://127.0.0.1:9/hook', '--allow-private', '--description', 'bell\u0007'],
+    expect: invalid,
+  },
+  { kind: 'endpoints', input: 'endpoints add with no URL (no TTY)', cli: ['endpoints', 'add'], expect: invalid },
+  ...UNKNOWN_ENDPOINTS.flatMap((id) =>
+    [
+      ['show'],
+      ['disable', '--reason', 'r'],
+      ['enable', '--reason', 'r'],
+      ['remove', '--reason', 'r', '--yes'],
+      ['rotate-secret', '--reason', 'r'],
+      ['recover', '--since', '2026-01-01T00:00:00Z'],
+    ].map(
+      ([verb, ...rest]): Case => ({
+        kind: 'unknown',
+        input: `endpoints ${verb} of an unknown endpoint ${id}`,
+        cli: ['endpoints', verb as string, id, ...rest],
+        expect: notFound,
+      }),
+    ),
+  ),
+  ...['disable', 'enable', 'remove', 'rotate-secret'].map(
+    (verb): Case => ({
+      kind: 'endpoints',
+      input: `endpoints ${verb} without --reason (no TTY)`,
+      cli: ['endpoints', verb, ENDPOINT, ...(verb === 'remove' ? ['--yes'] : [])],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'endpoints',
+    input: 'endpoints remove without --yes (no TTY)',
+    cli: ['endpoints', 'remove', ENDPOINT, '--reason', 'r'],
+    expect: invalid,
+  },
+  { kind: 'endpoints', input: 'endpoints recover without --since (no TTY)', cli: ['endpoints', 'recover', ENDPOINT], expect: invalid },
+  ...['yesterday', '', '1700000000', '2026-13-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-12-01T10:00:00+25:00'].map(
+    (since): Case => ({
+      kind: 'endpoints',
+      input: `endpoints recover --since ${JSON.stringify(since)}`,
+      cli: ['endpoints', 'recover', ENDPOINT, '--since', since],
+      expect: invalid,
+    }),
+  ),
+  ...[
+    ['remove', '--reason', 'again', '--yes'],
+    ['disable', '--reason', 'r'],
+    ['enable', '--reason', 'r'],
+    ['rotate-secret', '--reason', 'r'],
+    ['recover', '--since', '2026-01-01T00:00:00Z'],
+  ].map(
+    ([verb, ...rest]): Case => ({
+      kind: 'endpoints',
+      input: `endpoints ${verb} of a removed endpoint`,
+      cli: ['endpoints', verb as string, REMOVED, ...rest],
+      expect: { exit: 3, code: 'conflict' },
+    }),
+  ),
+  ...['bogus', '', 'Pending'].map(
+    (state): Case => ({
+      kind: 'deliveries',
+      input: `deliveries list --state ${JSON.stringify(state)}`,
+      cli: ['deliveries', 'list', '--state', state],
+      expect: invalid,
+    }),
+  ),
+  ...['0', '1.5', '10001'].map(
+    (n): Case => ({
+      kind: 'deliveries',
+      input: `deliveries list --limit ${n}`,
+      cli: ['deliveries', 'list', '--limit', n],
+      expect: invalid,
+    }),
+  ),
+  ...UNKNOWN_ENDPOINTS.map(
+    (id): Case => ({
+      kind: 'unknown',
+      input: `deliveries list --endpoint ${id} (unknown)`,
+      cli: ['deliveries', 'list', '--endpoint', id],
+      expect: notFound,
+    }),
+  ),
+  ...UNKNOWN_DELIVERIES.flatMap((id): Case[] => [
+    { kind: 'unknown', input: `deliveries show of an unknown delivery ${id}`, cli: ['deliveries', 'show', id], expect: notFound },
+    {
+      kind: 'unknown',
+      input: `deliveries retry of an unknown delivery ${id}`,
+      cli: ['deliveries', 'retry', id, '--reason', 'r'],
+      expect: notFound,
+    },
+  ]),
+  {
+    kind: 'deliveries',
+    input: 'deliveries retry of a delivery held by a disabled endpoint',
+    cli: ['deliveries', 'retry', HELD, '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  ...[
+    ['--secret', 'nope'],
+    ['--secret', 'whsec_short'],
+    ['--secret', ''],
+    ['--port', '65536'],
+    ['--port', 'abc'],
+  ].map(
+    (argv): Case => ({
+      kind: 'webhook listen',
+      input: `webhook listen ${argv.map((a) => JSON.stringify(a)).join(' ')}`,
+      cli: ['webhook', 'listen', ...argv],
+      expect: invalid,
+    }),
+  ),
+
   // The database down: exit 1, a clear code, nothing half-written.
   {
     kind: 'database down',
     input: 'stock receive with the database unreachable',
     cli: ['stock', 'receive', 'TEA-1KG', '1'],
+    env: { DATABASE_URL: 'postgres://haat@127.0.0.1:1/haat' },
+    expect: { exit: 1, code: 'database_unavailable' },
+  },
+  {
+    kind: 'database down',
+    input: 'endpoints add with the database unreachable',
+    cli: ['endpoints', 'add', 'http://127.0.0.1:9/hook', '--allow-private'],
     env: { DATABASE_URL: 'postgres://haat@127.0.0.1:1/haat' },
     expect: { exit: 1, code: 'database_unavailable' },
   },
@@ -951,6 +1154,11 @@ describe('bad input, from one table across the CLI and the webhook intake: refus
       'maintenance',
       'database down',
       'events',
+      'endpoint url',
+      'endpoint address',
+      'endpoints',
+      'deliveries',
+      'webhook listen',
     ])
       assert.ok(cli.has(kind), `${kind} on the CLI`);
     for (const kind of ['signature', 'timestamp', 'duplicate', 'request', 'not JSON or no envelope', 'schema'])

@@ -2,7 +2,7 @@
 // deliveries, a real worker's delivery lane posts them to real receivers on loopback, and every
 // request's signature is verified.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
 import { orderJson } from '../../src/commands/order-handlers.ts';
 import { setSetting } from '../../src/db/operations.ts';
@@ -11,6 +11,7 @@ import { sql } from '../../src/db/sql.ts';
 import { inTransaction } from '../../src/db/transaction.ts';
 import { addEndpoint, disableEndpoint, enableEndpoint, recoverEndpoint, rotateSecret, showDelivery } from '../../src/db/webhooks-out.ts';
 import { toJsonText } from '../../src/domain/json.ts';
+import { createMetrics } from '../../src/intake/metrics.ts';
 import { guardedLookup } from '../../src/outbox/url-rules.ts';
 import { type RunningWorker, startWorker } from '../../src/worker/run-worker.ts';
 import { createTestDatabase } from '../helpers/db.ts';
@@ -20,20 +21,8 @@ import { apply, mustApply, seedCatalog, silent } from '../helpers/seed.ts';
 const db = await createTestDatabase();
 await seedCatalog(db.pool, { TEA: 1_000, HONEY: 1_000 });
 
-const worker: RunningWorker = await startWorker({
-  url: db.url,
-  pool: db.pool,
-  log: silent,
-  concurrency: 2,
-  deliveryConcurrency: 4,
-  pollIntervalMs: 50,
-});
-after(() => worker.stop());
-
+let worker: RunningWorker | undefined;
 const receivers: Receiver[] = [];
-after(async () => {
-  for (const r of receivers) await r.close();
-});
 
 async function receiver(replies?: readonly Reply[]): Promise<Receiver> {
   const r = await startReceiver(replies);
@@ -80,6 +69,14 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 const attemptsOf = async (deliveryId: string) => (await showDelivery(db.pool, deliveryId)).attempt_log;
 
 describe('outbound webhooks', () => {
+  // Started and stopped within the suite: stopped before the file's database is dropped.
+  before(async () => {
+    worker = await startWorker({ url: db.url, pool: db.pool, log: silent, concurrency: 2, deliveryConcurrency: 4, pollIntervalMs: 50 });
+  });
+  after(async () => {
+    await worker?.stop();
+    for (const r of receivers) await r.close();
+  });
   test('every state change of an order is delivered, signed, with the order as `haat order show` prints it and sequence 1, 2, 3…', async () => {
     const r = await receiver();
     const ep = await endpoint(r.url, ['order.*']);
@@ -119,7 +116,11 @@ describe('outbound webhooks', () => {
       assert.match(g.id, /^evt_[0-9a-f]{32}$/);
     }
     assert.equal(new Set(got.map((g) => g.id)).size, 5, 'a distinct webhook-id per event');
-    const rows = await deliveriesOf(ep.id);
+    // (A receiver has the request before the attempt's outcome is committed: wait for that.)
+    const rows = await until('every delivery recorded', async () => {
+      const all = await deliveriesOf(ep.id);
+      return all.every((d) => d.state === 'delivered') ? all : undefined;
+    });
     assert.deepEqual(
       rows.map((d) => [d.state, d.attempts]),
       states.map(() => ['delivered', 1]),
@@ -156,7 +157,7 @@ describe('outbound webhooks', () => {
     assert.equal(data.payment.amount.amount, 1);
     assert.equal(data.sequence, 2, "in its order's sequence, after order.pending");
     const rejection = all.received.find((g) => g.json.type === 'order.rejected');
-    assert.equal((rejection?.json.data.order as { reject_reason: string }).reject_reason, 'insufficient_stock');
+    assert.equal((rejection?.json.data.order as { reject_reason?: string } | undefined)?.reject_reason, 'insufficient_stock');
     for (const ep of [epAll, epPayments]) {
       await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 'test', reason: 'next test' }));
     }
@@ -373,6 +374,24 @@ describe('outbound webhooks', () => {
     assert.match(attempt?.error ?? '', /^address_not_allowed/);
     assert.equal(attempt?.address, '127.0.0.1');
     assert.equal(r.received.length, 0, 'no request reached the receiver');
+    await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 'test', reason: 'next test' }));
+  });
+
+  test('metrics: deliveries by endpoint and state, attempt latency quantiles and results of the last 15 minutes', async () => {
+    await setting('webhook_retry_second_ms', 0);
+    const r = await receiver([{ status: 500 }, { status: 204 }]);
+    const ep = await endpoint(r.url, ['order.pending']);
+    await place();
+    await place();
+    await until('delivered', async () =>
+      (await deliveriesOf(ep.id)).filter((d) => d.state === 'delivered').length === 2 ? true : undefined,
+    );
+    await setting('webhook_retry_second_ms', 1_000);
+    const text = await createMetrics(db.pool).registry.metrics();
+    assert.match(text, new RegExp(`^haat_webhook_deliveries\\{endpoint="${ep.id}",state="delivered"\\} 2$`, 'm'));
+    assert.match(text, new RegExp(`^haat_webhook_attempts_recent\\{endpoint="${ep.id}",result="5xx"\\} 1$`, 'm'));
+    assert.match(text, new RegExp(`^haat_webhook_attempts_recent\\{endpoint="${ep.id}",result="2xx"\\} 2$`, 'm'));
+    assert.match(text, new RegExp(`^haat_webhook_attempt_duration_seconds\\{endpoint="${ep.id}",quantile="0.99"\\} [0-9.e-]+$`, 'm'));
     await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 'test', reason: 'next test' }));
   });
 

@@ -45,6 +45,18 @@ async function deliveryId(deps: Deps, raw: string | undefined): Promise<string> 
   return id;
 }
 
+/** An ISO-8601 time as UTC, or null. A day its month does not have is refused: Date.parse rolls 2026-02-30 over to 2 March. */
+function sinceTime(raw: string): string | null {
+  const date = /^(\d{4})-(\d{2})-(\d{2})([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/.exec(raw);
+  const at = Date.parse(raw);
+  if (!date || Number.isNaN(at)) return null;
+  const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];
+  const calendar = new Date(0);
+  calendar.setUTCFullYear(year, month - 1, day);
+  if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return null;
+  return new Date(at).toISOString();
+}
+
 function endpointLines(row: { id: string; url: string; events: readonly string[]; state: string; state_reason: string | null }) {
   return [
     ['id', row.id],
@@ -191,10 +203,8 @@ export function registerEndpointCommands(program: Command, base: BaseDeps): void
       const deps = buildDeps(base, command, 'warn');
       const id = await endpointId(deps, raw);
       const since = await requireValue(deps.prompter, opts.since, { name: 'since', message: 'Since (ISO-8601)' });
-      if (!/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/.test(since) || Number.isNaN(Date.parse(since))) {
-        throw invalidInput('--since must be an ISO-8601 time, e.g. 2026-12-01T10:00:00Z', { option: '--since', since });
-      }
-      const at = new Date(since).toISOString();
+      const at = sinceTime(since);
+      if (at === null) throw invalidInput('--since must be an ISO-8601 time, e.g. 2026-12-01T10:00:00Z', { option: '--since', since });
       const why = deps.globals.reason ?? `recover since ${at}`;
       const result = await deps.withDatabase((db) =>
         inTransaction(db.pool, (tx) => recoverEndpoint(tx, id, at, { actor: deps.globals.actor, reason: why })),
