@@ -23,7 +23,7 @@ import { HaatError, invalidInput, notFound } from '../../errors.ts';
 import { checkDestination, parseEndpointUrl } from '../../outbox/url-rules.ts';
 import { humanTime } from '../../time.ts';
 import { type BaseDeps, buildDeps, type Deps } from '../context.ts';
-import { smallInteger } from '../options.ts';
+import { IsoTime, smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { confirmOrRefuse, requireValue } from '../prompts.ts';
 import { reason } from './operations.ts';
@@ -46,17 +46,6 @@ async function deliveryId(deps: Deps, raw: string | undefined): Promise<string> 
 }
 
 /** An ISO-8601 time as UTC, or null. A day its month does not have is refused: Date.parse rolls 2026-02-30 over to 2 March. */
-function sinceTime(raw: string): string | null {
-  const date = /^(\d{4})-(\d{2})-(\d{2})([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/.exec(raw);
-  const at = Date.parse(raw);
-  if (!date || Number.isNaN(at)) return null;
-  const [year, month, day] = [Number(date[1]), Number(date[2]), Number(date[3])];
-  const calendar = new Date(0);
-  calendar.setUTCFullYear(year, month - 1, day);
-  if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return null;
-  return new Date(at).toISOString();
-}
-
 function endpointLines(row: { id: string; url: string; events: readonly string[]; state: string; state_reason: string | null }) {
   return [
     ['id', row.id],
@@ -203,8 +192,9 @@ export function registerEndpointCommands(program: Command, base: BaseDeps): void
       const deps = buildDeps(base, command, 'warn');
       const id = await endpointId(deps, raw);
       const since = await requireValue(deps.prompter, opts.since, { name: 'since', message: 'Since (ISO-8601)' });
-      const at = sinceTime(since);
-      if (at === null) throw invalidInput('--since must be an ISO-8601 time, e.g. 2026-12-01T10:00:00Z', { option: '--since', since });
+      const parsed = IsoTime.safeParse(since);
+      if (!parsed.success) throw invalidInput(`--since ${parsed.error.issues[0]?.message}`, { option: '--since', value: since });
+      const at = new Date(parsed.data).toISOString();
       const why = deps.globals.reason ?? `recover since ${at}`;
       const result = await deps.withDatabase((db) =>
         inTransaction(db.pool, (tx) => recoverEndpoint(tx, id, at, { actor: deps.globals.actor, reason: why })),

@@ -7,7 +7,7 @@ import { eventSchemas, sources } from '../../domain/events.ts';
 import { ErrorCodes, invalidInput, notFound } from '../../errors.ts';
 import { humanTime } from '../../time.ts';
 import { type BaseDeps, buildDeps } from '../context.ts';
-import { smallInteger } from '../options.ts';
+import { IsoTime, smallInteger } from '../options.ts';
 import { keyValues, table } from '../output.ts';
 import { requireValue } from '../prompts.ts';
 
@@ -15,7 +15,6 @@ const eventTypes = Object.keys(eventSchemas);
 // 'unknown': events finished before outcomes were kept, their keys already purged (migration 000009).
 const outcomeCodes = ['applied', 'unknown', ...Object.keys(ErrorCodes)];
 const WebhookId = z.string().regex(/^[ -~]{1,255}$/, 'a webhook id is 1–255 printable ASCII characters');
-const Since = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time with its offset, e.g. 2026-12-01T06:00:00Z' });
 
 function oneOf(option: string, raw: string | undefined, allowed: readonly string[]): string | undefined {
   if (raw === undefined) return undefined;
@@ -26,7 +25,7 @@ function oneOf(option: string, raw: string | undefined, allowed: readonly string
 type ListOptions = { source?: string; type?: string; outcome?: string; state?: string; since?: string; limit?: string };
 
 export function parseEventFilter(opts: ListOptions): EventFilter {
-  const since = opts.since === undefined ? undefined : Since.safeParse(opts.since);
+  const since = opts.since === undefined ? undefined : IsoTime.safeParse(opts.since);
   if (since && !since.success) throw invalidInput(`--since ${since.error.issues[0]?.message}`, { option: '--since', value: opts.since });
   const filter: { -readonly [K in keyof EventFilter]: EventFilter[K] } = {
     limit: opts.limit === undefined ? 50 : smallInteger('--limit', opts.limit, 1, 1000),
