@@ -195,29 +195,29 @@ if (parts.has('write')) {
   ] as const) {
     const n = run.notifications;
     if (!n) throw new Error(`write ${run.run}: a run with notifications has no delivery figures`);
-    const what = `${run.run === 'spread' ? `spread (${run.skus} SKUs)` : 'hot (one SKU)'} with notifications`;
+    const what = run.run === 'spread' ? `spread (${run.skus} SKUs)` : 'hot (one SKU)';
     const oversold = run.oversold_rows + (run.hot?.oversold ?? 0);
     rows.push([
-      `end to end, ${what}`,
+      `end to end, ${what}, webhooks out`,
       `${run.end_to_end_per_s} orders/s`,
       `${ratio.toFixed(2)}× without (${without.end_to_end_per_s}/s); 1 endpoint on every event; drain ${(run.drain_ms / 1000).toFixed(1)} s after posting; oversold ${oversold}`,
       `≥ 0.50× without, 0 oversold — ${verdict(ratio >= 0.5 && oversold === 0)}`,
     ]);
     rows.push([
-      `deliveries, ${what}: delivered/s`,
+      `webhooks out, ${run.run}: delivered/s`,
       `${n.delivered_per_s} events/s`,
-      `${n.delivered} of ${n.events} events in ${(n.delivery_ms / 1000).toFixed(1)} s (first received → all delivered, ${(n.after_orders_ms / 1000).toFixed(1)} s after the last order's outcome); ${n.attempts} attempts; worker RSS ${mb(run.worker_rss_mb.max)}`,
+      `${n.delivered} of ${n.events} events in ${(n.delivery_ms / 1000).toFixed(1)} s (${n.complete ? `first received → all delivered, ${(n.after_orders_ms / 1000).toFixed(1)} s after the last order's outcome` : 'then none for 60 s: the wait gave up'}); ${n.attempts} attempts; worker RSS ${mb(run.worker_rss_mb.max)}`,
       '',
     ]);
     rows.push([
-      `deliveries, ${what}: lag`,
+      `webhooks out, ${run.run}: lag`,
       `p99 ${n.lag_ms.p99} ms`,
       `p50 ${n.lag_ms.p50} ms, max ${n.lag_ms.max} ms (event written with its change → received)`,
       '',
     ]);
     const clean = n.complete && n.lost === 0 && n.bad_signatures === 0 && n.events_without_one_delivery === 0 && run.reconcile_exit === 0;
     rows.push([
-      `deliveries, ${what}: lost`,
+      `webhooks out, ${run.run}: lost`,
       `${n.lost} lost`,
       `${n.events - n.events_without_one_delivery} of ${n.events} events with one delivery; ${n.received} requests received (${n.received_events} events); bad signatures ${n.bad_signatures}; reconcile exit ${run.reconcile_exit}`,
       `0 lost, 0 bad, reconcile 0 — ${verdict(clean)}`,
