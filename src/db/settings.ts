@@ -5,8 +5,14 @@ import { InvariantError } from '../errors.ts';
 import type { Queryable } from './pool.ts';
 import { sql } from './sql.ts';
 
+const StoredValue = z.object({ value: z.unknown() });
+
 export async function readSetting<K extends SettingKey>(db: Queryable, key: K): Promise<SettingValue<K>> {
-  const raw = await db.maybeOneFirst(sql.type(z.object({ value: z.unknown() }))`select value from settings where key = ${key}`);
+  return settingValue(key, await db.maybeOneFirst(sql.type(StoredValue)`select value from settings where key = ${key}`));
+}
+
+/** A stored value (read by another query) parsed by its schema; the default when unset. */
+export function settingValue<K extends SettingKey>(key: K, raw: unknown): SettingValue<K> {
   if (raw === null || raw === undefined) return settingDefaults[key];
   const parsed = settingSchemas[key].safeParse(raw);
   if (!parsed.success) throw new InvariantError(`setting ${key} holds an invalid value: ${JSON.stringify(raw)}`);

@@ -395,6 +395,11 @@ export const AttemptTarget = z.object({
   endpoint_state: z.string(),
   url: z.string(),
   allow_private: z.boolean(),
+  /** The secrets that sign now, current first (liveSecrets). */
+  secrets: z.array(z.string()),
+  /** The stored values of webhook_timeout_ms and webhook_retry_second_ms (null: unset). */
+  timeout_setting: z.unknown(),
+  second_setting: z.unknown(),
   event: z.object({
     id: z.string(),
     type: z.string(),
@@ -405,10 +410,15 @@ export const AttemptTarget = z.object({
 });
 export type AttemptTarget = z.infer<typeof AttemptTarget>;
 
-/** What one attempt needs: the delivery, its endpoint and its event. */
+/** What one attempt needs, in one round trip: the delivery, its endpoint, secrets, event and settings. */
 export async function attemptTarget(db: Queryable, id: string): Promise<AttemptTarget | null> {
   return db.maybeOne(sql.type(AttemptTarget)`
     select d.id, d.state, d.attempts, d.round_start, d.endpoint_id, p.state as endpoint_state, p.url, p.allow_private,
+           array(select s.secret from webhook_endpoint_secrets s
+                 where s.endpoint_id = p.id and (s.expires_at is null or s.expires_at > now())
+                 order by s.expires_at is null desc, s.created_at desc) as secrets,
+           (select value from settings where key = 'webhook_timeout_ms') as timeout_setting,
+           (select value from settings where key = 'webhook_retry_second_ms') as second_setting,
            json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence, 'data', e.data,
                              'created_at', to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) as event
     from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id join outbound_events e on e.id = d.event_id

@@ -9,10 +9,10 @@
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
-import { readSetting } from '../db/settings.ts';
+import { settingValue } from '../db/settings.ts';
 import { sql } from '../db/sql.ts';
 import { inTransaction } from '../db/transaction.ts';
-import { type AttemptTarget, attemptTarget, disableEndpoint, liveSecrets, scheduleDeliveries } from '../db/webhooks-out.ts';
+import { type AttemptTarget, attemptTarget, disableEndpoint, scheduleDeliveries } from '../db/webhooks-out.ts';
 import type { Logger } from '../log.ts';
 import { renderBody } from './render.ts';
 import { nextRetry, parseRetryAfter } from './schedule.ts';
@@ -40,26 +40,19 @@ export async function deliverOnce(pool: DatabasePool, deliveryId: string, attemp
   const target = await attemptTarget(pool, deliveryId);
   if (target?.state !== 'pending' || target.attempts !== attempt) return 'skipped';
   if (target.endpoint_state !== 'enabled' && (await holdUnlessEnabled(pool, target))) return 'held';
-  const [secrets, timeoutMs, secondMs] = await Promise.all([
-    liveSecrets(pool, target.endpoint_id),
-    readSetting(pool, 'webhook_timeout_ms'),
-    readSetting(pool, 'webhook_retry_second_ms'),
-  ]);
+  const timeoutMs = settingValue('webhook_timeout_ms', target.timeout_setting);
+  const secondMs = settingValue('webhook_retry_second_ms', target.second_setting);
   const body = renderBody(target.event);
   const at = new Date();
   const result = await postOnce({
     url: target.url,
     body,
-    headers: signatureHeaders(
-      secrets.map((s) => s.secret),
-      target.event.id,
-      body,
-      at,
-    ),
+    headers: signatureHeaders(target.secrets, target.event.id, body, at),
     timeoutMs,
     allowPrivate: target.allow_private,
   });
-  const outcome = await inTransaction(pool, (tx) => recordAttempt(tx, target, result, secondMs));
+  const outcome =
+    (await recordDelivered(pool, target, result)) ?? (await inTransaction(pool, (tx) => recordAttempt(tx, target, result, secondMs)));
   log[outcome === 'delivered' ? 'debug' : 'info'](
     { delivery: deliveryId, endpoint: target.endpoint_id, event: target.event.id, status: result.status, error: result.error, outcome },
     'webhook delivery attempt',
@@ -84,6 +77,29 @@ async function holdUnlessEnabled(pool: DatabasePool, target: AttemptTarget): Pro
       where id = ${target.id} and state = 'pending'`);
     return true;
   });
+}
+
+/**
+ * The common case in one statement (one round trip, no explicit transaction): a 2xx for a delivery
+ * still pending after the attempts it had when read. Otherwise (not 2xx, or changed meanwhile)
+ * null, and recordAttempt decides under the row lock.
+ */
+async function recordDelivered(pool: DatabasePool, target: AttemptTarget, result: AttemptResult): Promise<AttemptOutcome | null> {
+  if (result.status === null || result.status < 200 || result.status >= 300) return null;
+  const recorded = await pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+    with d as (
+      update webhook_deliveries set state = 'delivered', attempts = attempts + 1, next_attempt_at = null,
+        last_status = ${result.status}, last_error = null, updated_at = now(), delivered_at = now()
+      where id = ${target.id} and state = 'pending' and attempts = ${target.attempts}
+      returning id, endpoint_id
+    ), a as (
+      insert into webhook_delivery_attempts (delivery_id, at, status, duration_ms, error, excerpt, address)
+      select id, ${result.at.toISOString()}::timestamptz, ${result.status}, ${result.durationMs}, null, ${result.excerpt}, ${result.address} from d
+    ), p as (
+      update webhook_endpoints set failing_since = null where id in (select endpoint_id from d) and failing_since is not null
+    )
+    select count(*)::int as n from d`);
+  return recorded === 1 ? 'delivered' : null;
 }
 
 const Locked = z.object({ state: z.string(), attempts: z.number(), round_start: z.number() });

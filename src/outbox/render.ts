@@ -48,6 +48,8 @@ const StoredPayment = z.object({
   received_at: isoTime,
 });
 
+const StoredTransition = z.object({ previous_state: z.string().nullable(), actor: z.string(), reason: z.string().nullable(), at: isoTime });
+
 export const OutboundEventRow = z.object({
   id: z.string(),
   type: z.string(),
@@ -69,9 +71,7 @@ export function eventData(event: OutboundEventRow): Record<string, unknown> {
     };
   }
   if (event.type.startsWith('order.')) {
-    const transition = z
-      .object({ previous_state: z.string().nullable(), actor: z.string(), reason: z.string().nullable(), at: isoTime })
-      .parse(data);
+    const transition = StoredTransition.parse(data);
     return {
       order: renderOrder(data.order),
       sequence: event.sequence,

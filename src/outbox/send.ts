@@ -22,13 +22,44 @@ export type AttemptResult = {
   readonly retryAfter: string | undefined;
 };
 
-export async function postOnce(request: {
+/** Idle kept-alive connections are closed after this (shorter than common servers' 5 s). */
+const IDLE_SOCKET_MS = 4_000;
+
+/**
+ * One keep-alive agent per (scheme, allow-private): connections to an endpoint are reused between
+ * attempts, and a connection opened under one address rule never serves the other.
+ */
+const agents = new Map<string, http.Agent>();
+function agentFor(https_: boolean, allowPrivate: boolean): http.Agent {
+  const key = `${https_}:${allowPrivate}`;
+  let agent = agents.get(key);
+  if (!agent) {
+    const options = { keepAlive: true, maxSockets: 16, maxFreeSockets: 16, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
+    agent = https_ ? new https.Agent(options) : new http.Agent(options);
+    agents.set(key, agent);
+  }
+  return agent;
+}
+
+type PostRequest = {
   readonly url: string;
   readonly body: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
   readonly allowPrivate: boolean;
-}): Promise<AttemptResult> {
+};
+
+/**
+ * One attempt. A kept-alive connection the receiver had closed (a reset on a reused socket, before
+ * any reply) is not the receiver's failure: the request is sent once more on a new connection.
+ */
+export async function postOnce(request: PostRequest): Promise<AttemptResult> {
+  const first = await exchange(request, false);
+  if (first.staleSocket) return (await exchange(request, true)).result;
+  return first.result;
+}
+
+async function exchange(request: PostRequest, fresh: boolean): Promise<{ result: AttemptResult; staleSocket: boolean }> {
   const at = new Date();
   const started = performance.now();
   const done = (r: Omit<AttemptResult, 'at' | 'durationMs'>): AttemptResult => ({
@@ -39,24 +70,27 @@ export async function postOnce(request: {
   const url = new URL(request.url);
   const host = hostOf(url);
   if (isIP(host) !== 0 && !addressAllowed(host, request.allowPrivate)) {
-    return done({
+    const result = done({
       status: null,
       error: `address_not_allowed: ${host} is not a public address (the endpoint was not added with --allow-private)`,
       excerpt: null,
       address: host,
       retryAfter: undefined,
     });
+    return { result, staleSocket: false };
   }
   const client = url.protocol === 'https:' ? https : http;
-  return new Promise<AttemptResult>((resolve) => {
+  return new Promise((resolve) => {
     let address: string | null = isIP(host) !== 0 ? host : null;
     let settled = false;
-    const finish = (r: Omit<AttemptResult, 'at' | 'durationMs' | 'address'>) => {
+    let replied = false;
+    const finish = (r: Omit<AttemptResult, 'at' | 'durationMs' | 'address'>, staleSocket = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      req.destroy();
-      resolve(done({ ...r, address }));
+      // A complete reply leaves the connection to the agent for the next attempt; anything else ends it.
+      if (!(replied && r.error === null)) req.destroy();
+      resolve({ result: done({ ...r, address }), staleSocket });
     };
     const req = client.request(
       url,
@@ -64,9 +98,10 @@ export async function postOnce(request: {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'haat-webhooks/1', ...request.headers },
         lookup: guardedLookup(request.allowPrivate) as never,
-        agent: false,
+        agent: fresh ? false : agentFor(url.protocol === 'https:', request.allowPrivate),
       },
       (res) => {
+        replied = true;
         const chunks: Buffer[] = [];
         let read = 0;
         const status = res.statusCode ?? null;
@@ -81,14 +116,18 @@ export async function postOnce(request: {
         res.on('data', (chunk: Buffer) => {
           if (read < READ_LIMIT_BYTES) chunks.push(chunk);
           read += chunk.length;
-          if (read >= READ_LIMIT_BYTES) end();
+          if (read >= READ_LIMIT_BYTES) {
+            replied = false; // not read to its end: the connection is not reusable
+            end();
+          }
         });
         res.on('end', end);
         res.on('error', end);
       },
     );
     req.on('socket', (socket) => {
-      socket.on('connect', () => {
+      if (socket.remoteAddress) address = socket.remoteAddress; // a kept-alive connection
+      socket.once('connect', () => {
         address = socket.remoteAddress ?? address;
       });
     });
@@ -99,7 +138,8 @@ export async function postOnce(request: {
     );
     req.on('error', (error: NodeJS.ErrnoException) => {
       const code = error.name === 'AddressNotAllowed' ? 'address_not_allowed' : (error.code ?? error.name);
-      finish({ status: null, error: `${code}: ${error.message}`, excerpt: null, retryAfter: undefined });
+      const stale = !fresh && !replied && req.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+      finish({ status: null, error: `${code}: ${error.message}`, excerpt: null, retryAfter: undefined }, stale);
     });
     req.end(request.body);
   });
