@@ -1,5 +1,5 @@
 --! Previous: sha1:b91a69bb05ee33c94d9194ba42abd5733cd3e696
---! Hash: sha1:3394b6d4aae61229efe78ff5886a0eabc6369a1b
+--! Hash: sha1:a7b9563f908524b5593ddce52974709a6dce7ffb
 
 -- Outbound webhooks (docs/webhooks-out.md): the outbox, the endpoints events go to, one delivery
 -- per (event, endpoint) and every attempt of it.
@@ -42,12 +42,17 @@ create unique index webhook_endpoint_secrets_current on webhook_endpoint_secrets
 create table outbound_events (
   id text primary key check (id ~ '^evt_[0-9a-f]{32}$'),
   type text not null check (type ~ '^[a-z][a-z_]*\.[a-z][a-z_]*$'),
-  order_id uuid references orders (id),
+  -- The order it is about (no foreign key: the transition's or payment's own keys imply it).
+  order_id uuid,
   -- 1, 2, 3… per order: a receiver ignores an event older than one it has.
   sequence integer check (sequence > 0),
-  transition_id bigint constraint outbound_events_transition_key unique references order_transitions (id),
-  payment_id bigint constraint outbound_events_payment_key unique references payments (id),
-  -- What the body's `data` is rendered from (src/outbox/render.ts): rows as the database had them.
+  -- The change it reports (no foreign keys: both tables are append-only, and only the triggers
+  -- below write events, with ids taken from the rows just written; see outbound_events_fan_out).
+  transition_id bigint,
+  payment_id bigint,
+  -- What changes in an order over its life, as it was at this event (state, expires_at, payment_ref,
+  -- tracking), and the transition or payment: the body is rendered from it and the order's lines,
+  -- which do not change (src/outbox/render.ts).
   data jsonb not null,
   created_at timestamptz not null default clock_timestamp(),
   check ((order_id is null) = (sequence is null)),
@@ -55,7 +60,11 @@ create table outbound_events (
   check ((type = 'payment.unapplied') = (payment_id is not null)),
   constraint outbound_events_order_sequence_key unique (order_id, sequence)
 );
-create index outbound_events_created on outbound_events (created_at, id);
+-- One event per change (partial: an order event has no payment, and the reverse).
+create unique index outbound_events_transition_key on outbound_events (transition_id) where transition_id is not null;
+create unique index outbound_events_payment_key on outbound_events (payment_id) where payment_id is not null;
+-- Rows arrive in time order: a BRIN index serves `created_at >= …` (recover) at almost no write cost.
+create index outbound_events_created on outbound_events using brin (created_at);
 create trigger outbound_events_append_only before update or delete on outbound_events for each row execute function reject_change();
 create trigger outbound_events_no_truncate before truncate on outbound_events for each statement execute function reject_change();
 
@@ -98,6 +107,12 @@ create index webhook_delivery_attempts_at on webhook_delivery_attempts (at);
 create trigger webhook_delivery_attempts_append_only before update or delete on webhook_delivery_attempts
   for each row execute function reject_change();
 
+-- A new id: 12 hex digits of clock milliseconds, then 20 random ones. Time-ordered, so the
+-- primary key grows at its right edge (a random id costs a random index page per row).
+create function outbox_id(prefix text) returns text language sql volatile parallel safe
+  return prefix || lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0')
+    || left(replace(gen_random_uuid()::text, '-', ''), 20);
+
 -- Whether an event type matches an endpoint's patterns: `*`, an exact type, or `<prefix>.*`.
 create function webhook_patterns_match(patterns text[], type text) returns boolean
   language sql immutable parallel safe
@@ -105,12 +120,12 @@ create function webhook_patterns_match(patterns text[], type text) returns boole
     select 1 from unnest(patterns) p
     where p = '*' or p = type or (right(p, 2) = '.*' and left(type, length(p) - 1) = left(p, length(p) - 1)));
 
--- An order as the outbox keeps it: its row and its lines (amounts as text: exact in JSON).
+-- An order's parts that do not change once it is placed (the lines, the total, the buyer…), read
+-- when an event's body is rendered; amounts as text (exact in JSON).
 create function outbox_order(o orders) returns jsonb language sql stable parallel safe
   return jsonb_build_object(
-    'id', o.id, 'ref', o.ref, 'buyer', o.buyer, 'currency', o.currency, 'state', o.state,
-    'total_amount', o.total_amount::text, 'reject_reason', o.reject_reason, 'expires_at', o.expires_at,
-    'payment_ref', o.payment_ref, 'tracking', o.tracking, 'created_at', o.created_at,
+    'id', o.id, 'ref', o.ref, 'buyer', o.buyer, 'currency', o.currency,
+    'total_amount', o.total_amount::text, 'reject_reason', o.reject_reason, 'created_at', o.created_at,
     'commission_bps', o.commission_bps, 'snapshot_hash', o.snapshot_hash,
     'requested_items', case when o.state = 'rejected' then (
       select json_agg(json_build_object('sku', r.sku, 'qty', r.qty::text) order by r.line)::text
@@ -119,27 +134,32 @@ create function outbox_order(o orders) returns jsonb language sql stable paralle
       select jsonb_agg(jsonb_build_object('sku', i.sku, 'qty', i.qty::text, 'unit_price', i.unit_price::text, 'total', i.total::text) order by i.sku)
       from order_items i where i.order_id = o.id), '[]'::jsonb));
 
--- One event per transition row, set-based: the order as it is at the end of the statement.
-create function order_transitions_outbox() returns trigger language plpgsql as $$
+-- What changes in an order over its life, as it is now.
+create function outbox_order_state(o orders) returns jsonb language sql stable parallel safe
+  return jsonb_build_object('state', o.state, 'expires_at', o.expires_at, 'payment_ref', o.payment_ref, 'tracking', o.tracking);
+
+-- One event per transition row, set-based: the order as it is at the end of the statement. (These
+-- trigger functions run without JIT: the row estimates of a transition table make the planner
+-- compile a statement of a few rows for hundreds of milliseconds.)
+create function order_transitions_outbox() returns trigger language plpgsql set jit = off as $$
 begin
   insert into outbound_events (id, type, order_id, sequence, transition_id, data)
-  select 'evt_' || replace(gen_random_uuid()::text, '-', ''), 'order.' || t.to_state, t.order_id,
+  select outbox_id('evt_'), 'order.' || t.to_state, t.order_id,
          coalesce((select max(e.sequence) from outbound_events e where e.order_id = t.order_id), 0)
            + row_number() over (partition by t.order_id order by t.id),
          t.id,
-         jsonb_build_object('order', outbox_order(o), 'previous_state', t.from_state, 'actor', t.actor, 'reason', t.reason, 'at', t.at)
-  from new_transitions t join orders o on o.id = t.order_id
-  order by t.id;
+         jsonb_build_object('order', outbox_order_state(o), 'previous_state', t.from_state, 'actor', t.actor, 'reason', t.reason, 'at', t.at)
+  from new_transitions t join orders o on o.id = t.order_id;
   return null;
 end $$;
 create trigger order_transitions_outbox after insert on order_transitions
   referencing new table as new_transitions for each statement execute function order_transitions_outbox();
 
 -- payment.unapplied for each payment kept unapplied; in its order's sequence when it names one.
-create function payments_outbox() returns trigger language plpgsql as $$
+create function payments_outbox() returns trigger language plpgsql set jit = off as $$
 begin
   insert into outbound_events (id, type, order_id, sequence, payment_id, data)
-  select 'evt_' || replace(gen_random_uuid()::text, '-', ''), 'payment.unapplied', p.order_id,
+  select outbox_id('evt_'), 'payment.unapplied', p.order_id,
          case when p.order_id is not null then
            coalesce((select max(e.sequence) from outbound_events e where e.order_id = p.order_id), 0)
              + row_number() over (partition by p.order_id order by p.id) end,
@@ -147,29 +167,36 @@ begin
          jsonb_build_object(
            'payment', jsonb_build_object('payment_ref', p.payment_ref, 'order_ref', p.order_ref, 'amount', p.amount::text,
                                          'currency', p.currency, 'reason', p.reason, 'received_at', p.received_at),
-           'order', (select outbox_order(o) from orders o where o.id = p.order_id))
+           'order', (select outbox_order_state(o) from orders o where o.id = p.order_id))
   from new_payments p
-  where p.state = 'unapplied'
-  order by p.id;
+  where p.state = 'unapplied';
   return null;
 end $$;
 create trigger payments_outbox after insert on payments
   referencing new table as new_payments for each statement execute function payments_outbox();
 
--- Each new event: a delivery per endpoint subscribed to it (pending with its job, or held while the
+-- Each new event (and only those the triggers above write): a delivery per endpoint subscribed to it (pending with its job, or held while the
 -- endpoint is disabled); removed endpoints get none. A delivery's job is keyed by the attempt it is
 -- for (`dlv:<id>:<attempts made>`): a job left over from an earlier attempt finds it stale.
-create function outbound_events_fan_out() returns trigger language plpgsql as $$
+create function outbound_events_fan_out() returns trigger language plpgsql set jit = off as $$
 declare
   pending text[];
 begin
+  -- Events are written only by the triggers on order_transitions and payments, in the statement of
+  -- the change they report: one inserted by hand (at trigger depth 1) has no change, and is refused.
+  if pg_trigger_depth() < 2 then
+    raise exception using errcode = 'HA000', message = 'conflict: outbound events are written by the database with the change they report, never directly';
+  end if;
+  -- Most installations write most events with no endpoint to send them to: nothing to look at.
+  if not exists (select 1 from webhook_endpoints where state <> 'removed') then
+    return null;
+  end if;
   with d as (
     insert into webhook_deliveries (id, event_id, endpoint_id, state, next_attempt_at)
-    select 'dlv_' || replace(gen_random_uuid()::text, '-', ''), e.id, p.id,
+    select outbox_id('dlv_'), e.id, p.id,
            case when p.state = 'enabled' then 'pending' else 'held' end,
            case when p.state = 'enabled' then now() end
     from new_events e join webhook_endpoints p on p.state <> 'removed' and webhook_patterns_match(p.events, e.type)
-    order by e.id, p.id
     returning id, state
   )
   select array_agg(id) filter (where state = 'pending') into pending from d;

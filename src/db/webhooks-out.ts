@@ -277,7 +277,7 @@ export async function recoverEndpoint(
   const created = await tx.oneFirst(sql.type(z.object({ n: z.number() }))`
     with d as (
       insert into webhook_deliveries (id, event_id, endpoint_id, state, next_attempt_at)
-      select 'dlv_' || replace(gen_random_uuid()::text, '-', ''), e.id, ${id}, 'held', null
+      select outbox_id('dlv_'), e.id, ${id}, 'held', null
       from outbound_events e
       where e.created_at >= ${since}::timestamptz and webhook_patterns_match(${sql.array(endpoint.events, 'text')}, e.type)
         and not exists (select 1 from webhook_deliveries x where x.event_id = e.id and x.endpoint_id = ${id})
@@ -406,6 +406,8 @@ export const AttemptTarget = z.object({
     sequence: z.number().nullable(),
     data: z.record(z.string(), z.unknown()),
     created_at: z.string(),
+    /** The parts of its order that do not change (outbox_order), when it names one. */
+    order: z.record(z.string(), z.unknown()).nullable(),
   }),
 });
 export type AttemptTarget = z.infer<typeof AttemptTarget>;
@@ -420,7 +422,8 @@ export async function attemptTarget(db: Queryable, id: string): Promise<AttemptT
            (select value from settings where key = 'webhook_timeout_ms') as timeout_setting,
            (select value from settings where key = 'webhook_retry_second_ms') as second_setting,
            json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence, 'data', e.data,
-                             'created_at', to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) as event
+                             'created_at', to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                             'order', (select outbox_order(o) from orders o where o.id = e.order_id)) as event
     from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id join outbound_events e on e.id = d.event_id
     where d.id = ${id}`);
 }

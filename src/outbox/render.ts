@@ -1,6 +1,9 @@
 // The body of an outbound event (docs/webhooks-out.md, Body), rendered from what the outbox row
-// keeps (written by the database's triggers, sql/committed/000013.sql): the same bytes on every
-// attempt, and the order in the same JSON as `haat order show --json` (orderJson, one implementation).
+// keeps (written by the database's triggers, sql/committed/000013.sql): what changes in an order
+// over its life (state, expires_at, payment_ref, tracking) as it was at the event, beside the parts
+// that never change once it is placed (its lines, total, buyer: outbox_order, read with it). The
+// same bytes on every attempt, and the order in the same JSON as `haat order show --json`
+// (orderJson, one implementation).
 import { z } from 'zod';
 import { orderJson } from '../commands/order-handlers.ts';
 import { OrderItemRow, OrderRow } from '../db/orders.ts';
@@ -13,17 +16,14 @@ const bigintText = z
   .regex(/^-?[0-9]+$/)
   .transform((s) => BigInt(s));
 
-const StoredOrder = z.object({
+/** outbox_order(): what does not change once the order is placed. */
+const FixedOrder = z.object({
   id: z.string(),
   ref: z.string(),
   buyer: z.string(),
   currency: z.string(),
-  state: z.string(),
   total_amount: bigintText,
   reject_reason: z.string().nullable(),
-  expires_at: isoTime.nullable(),
-  payment_ref: z.string().nullable(),
-  tracking: z.string().nullable(),
   created_at: isoTime,
   commission_bps: z.number(),
   snapshot_hash: z.string().nullable(),
@@ -31,10 +31,18 @@ const StoredOrder = z.object({
   items: z.array(z.object({ sku: z.string(), qty: bigintText, unit_price: bigintText, total: bigintText })),
 });
 
-function renderOrder(stored: unknown) {
-  const { items, ...row } = StoredOrder.parse(stored);
+/** outbox_order_state(): what changes, as it was when the event was written. */
+const OrderState = z.object({
+  state: z.string(),
+  expires_at: isoTime.nullable(),
+  payment_ref: z.string().nullable(),
+  tracking: z.string().nullable(),
+});
+
+function renderOrder(fixed: unknown, atEvent: unknown) {
+  const { items, ...row } = FixedOrder.parse(fixed);
   return orderJson(
-    OrderRow.parse(row),
+    OrderRow.parse({ ...row, ...OrderState.parse(atEvent) }),
     items.map((i) => OrderItemRow.parse(i)),
   );
 }
@@ -56,6 +64,8 @@ export const OutboundEventRow = z.object({
   sequence: z.number().nullable(),
   data: z.record(z.string(), z.unknown()),
   created_at: z.string(),
+  /** outbox_order() of the order it names, or null. */
+  order: z.record(z.string(), z.unknown()).nullable(),
 });
 export type OutboundEventRow = z.infer<typeof OutboundEventRow>;
 
@@ -66,14 +76,14 @@ export function eventData(event: OutboundEventRow): Record<string, unknown> {
     const payment = StoredPayment.parse(data.payment);
     return {
       payment: { ...payment, amount: moneyJson({ amount: payment.amount, currency: payment.currency as Currency }) },
-      ...(data.order ? { order: renderOrder(data.order) } : {}),
+      ...(data.order && event.order ? { order: renderOrder(event.order, data.order) } : {}),
       ...(event.sequence !== null ? { sequence: event.sequence } : {}),
     };
   }
   if (event.type.startsWith('order.')) {
     const transition = StoredTransition.parse(data);
     return {
-      order: renderOrder(data.order),
+      order: renderOrder(event.order, data.order),
       sequence: event.sequence,
       transition: {
         from: transition.previous_state,

@@ -54,6 +54,15 @@ describe('the outbox in the database', () => {
     await db.pool.query(sql.unsafe`update orders set state = 'cancelled' where id = ${order.id}::uuid`);
   });
 
+  test('an event written directly (not by the trigger of its change) is refused, whatever it says', async () => {
+    const order = await place('I-0');
+    await refused(
+      sql.unsafe`insert into outbound_events (id, type, order_id, sequence, payment_id, data)
+                 values ('evt_00000000000000000000000000000009', 'payment.unapplied', ${order.id}::uuid, 2, 1, '{}')`,
+      /written by the database with the change they report/,
+    );
+  });
+
   test('an order event without its transition, a second event for one transition, or a wrong sequence is refused', async () => {
     const order = await place('I-2');
     const [first] = await eventsOf(order.id);
