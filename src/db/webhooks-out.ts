@@ -386,6 +386,19 @@ export async function retryDelivery(tx: DatabaseTransaction, id: string, meta: {
   return showDelivery(tx, id);
 }
 
+/** An outbound event as its body is rendered from (src/outbox/render.ts). */
+export const OutboundEventRow = z.object({
+  id: z.string(),
+  type: z.string(),
+  sequence: z.number().nullable(),
+  /** What the trigger kept: the order's changing parts at the event, the transition or payment. */
+  data: z.record(z.string(), z.unknown()),
+  created_at: z.string(),
+  /** outbox_order() of the order it names (what does not change), or null. */
+  order: z.record(z.string(), z.unknown()).nullable(),
+});
+export type OutboundEventRow = z.infer<typeof OutboundEventRow>;
+
 export const AttemptTarget = z.object({
   id: z.string(),
   state: z.string(),
@@ -400,15 +413,7 @@ export const AttemptTarget = z.object({
   /** The stored values of webhook_timeout_ms and webhook_retry_second_ms (null: unset). */
   timeout_setting: z.unknown(),
   second_setting: z.unknown(),
-  event: z.object({
-    id: z.string(),
-    type: z.string(),
-    sequence: z.number().nullable(),
-    data: z.record(z.string(), z.unknown()),
-    created_at: z.string(),
-    /** The parts of its order that do not change (outbox_order), when it names one. */
-    order: z.record(z.string(), z.unknown()).nullable(),
-  }),
+  event: OutboundEventRow,
 });
 export type AttemptTarget = z.infer<typeof AttemptTarget>;
 

@@ -16,6 +16,7 @@ import { allOrNothing } from './steps/all-or-nothing.ts';
 import { frozenMoney } from './steps/frozen-money.ts';
 import { maintenanceHoldsWork } from './steps/maintenance.ts';
 import { noOversell } from './steps/no-oversell.ts';
+import { outboundWebhooks } from './steps/outbound-webhooks.ts';
 import { reconcileClean } from './steps/reconcile-clean.ts';
 import { CORRUPTED_SKU, reconcileNamesCorruption } from './steps/reconcile-corruption.ts';
 import { replayedCliCommand } from './steps/replayed-cli-command.ts';
@@ -33,6 +34,7 @@ export const tour: readonly Step[] = [
   frozenMoney,
   maintenanceHoldsWork,
   workerSigkill,
+  outboundWebhooks,
   reconcileClean,
   reconcileNamesCorruption,
 ];

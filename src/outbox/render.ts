@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { orderJson } from '../commands/order-handlers.ts';
 import { OrderItemRow, OrderRow } from '../db/orders.ts';
+import type { OutboundEventRow } from '../db/webhooks-out.ts';
 import { toJsonText } from '../domain/json.ts';
 import { type Currency, moneyJson } from '../domain/money.ts';
 
@@ -57,17 +58,6 @@ const StoredPayment = z.object({
 });
 
 const StoredTransition = z.object({ previous_state: z.string().nullable(), actor: z.string(), reason: z.string().nullable(), at: isoTime });
-
-export const OutboundEventRow = z.object({
-  id: z.string(),
-  type: z.string(),
-  sequence: z.number().nullable(),
-  data: z.record(z.string(), z.unknown()),
-  created_at: z.string(),
-  /** outbox_order() of the order it names, or null. */
-  order: z.record(z.string(), z.unknown()).nullable(),
-});
-export type OutboundEventRow = z.infer<typeof OutboundEventRow>;
 
 /** The event's `data`, for the body and for `haat deliveries show`. */
 export function eventData(event: OutboundEventRow): Record<string, unknown> {
