@@ -1,6 +1,7 @@
 // The slonik pool: int8 → bigint, numeric → string (never a float), timestamptz → ISO-8601,
 // every sql.type(zod) result checked by an interceptor, and server-side timeouts on every session.
 
+import pg from 'pg';
 import type { DriverTypeParser } from 'slonik';
 import { createPool, type DatabasePool, type Interceptor, type QueryResultRow, SchemaValidationError } from 'slonik';
 
@@ -50,6 +51,21 @@ export function withSessionSettings(url: string, options: PoolOptions): string {
   }
   return u.toString();
 }
+
+/**
+ * slonik's pg driver looks up its type parsers on a one-off pg Client with no 'error' listener
+ * (@slonik/pg-driver, queryTypeOverrides): a connection the server ends at that moment (a restart,
+ * pg_terminate_backend) raised an unhandled 'error' event and ended the process, as the soak run
+ * found with workers restarting while connections were being terminated. Every pg Client now has a
+ * listener from its connect on, so such an error is never unhandled; whoever uses the client still
+ * sees it (its connect or query fails), and pools add their own listeners as before.
+ */
+const connect = pg.Client.prototype.connect;
+const ignoreUnheard = () => undefined;
+pg.Client.prototype.connect = function (this: pg.Client, ...args: unknown[]) {
+  if (this.listenerCount('error') === 0) this.on('error', ignoreUnheard);
+  return (connect as (...a: unknown[]) => unknown).apply(this, args);
+} as never;
 
 export async function createDatabasePool(url: string, options: PoolOptions = {}): Promise<DatabasePool> {
   return createPool(withSessionSettings(url, options), {

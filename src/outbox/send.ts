@@ -127,9 +127,11 @@ async function exchange(request: PostRequest, fresh: boolean): Promise<{ result:
     );
     req.on('socket', (socket) => {
       if (socket.remoteAddress) address = socket.remoteAddress; // a kept-alive connection
-      socket.once('connect', () => {
-        address = socket.remoteAddress ?? address;
-      });
+      if (socket.connecting) {
+        socket.once('connect', () => {
+          address = socket.remoteAddress ?? address;
+        });
+      }
     });
     const timer = setTimeout(
       () =>

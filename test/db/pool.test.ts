@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import { SchemaValidationError } from 'slonik';
 import { z } from 'zod';
 import { isConnectionFailure, isRetryable, mapDatabaseError, registerConstraint } from '../../src/db/errors.ts';
 import { createDatabasePool } from '../../src/db/pool.ts';
 import { sql } from '../../src/db/sql.ts';
 import { HaatError } from '../../src/errors.ts';
+import { repoRoot } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 
 const db = await createTestDatabase();
@@ -73,6 +77,29 @@ describe('the pool', () => {
         assert.doesNotMatch(text, pattern, `${file}: ${what} on a pooled connection`);
       }
     }
+  });
+});
+
+describe('a connection the server ends', () => {
+  test('on a bare pg client nobody listens to (as slonik’s type lookup uses) does not end the process', async () => {
+    // In a child process: an unhandled 'error' event would end it, with a non-zero exit.
+    const script = `
+      import pg from 'pg';
+      import '${path.join(repoRoot, 'src/db/pool.ts')}';
+      const url = process.env.URL;
+      const victim = new pg.Client({ connectionString: url, application_name: 'haat-victim-' + process.pid });
+      await victim.connect();
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', ['haat-victim-' + process.pid]);
+      await admin.end();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      console.log('alive');`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      env: { ...process.env, URL: db.url },
+    });
+    assert.equal(stdout.trim(), 'alive');
   });
 });
 
