@@ -5,6 +5,14 @@
 // out-of-order deliveries, maintenance toggled on and off. Conservation is checked on every
 // snapshot read; at the end the queue drains and `haat reconcile` must pass. Exits non-zero on
 // any violation or any event without an outcome.
+//
+// Outbound webhooks: an endpoint, added first, points at a receiver in this process
+// (scripts/soak/receiver.ts) that goes through phases while the load runs — answers 204, fails
+// (500/503), hangs past webhook_timeout_ms, recovers — and is healthy from the end of the load.
+// The retry schedule is shortened (webhook_retry_second_ms) so that retries happen within the run,
+// but never so much that a delivery could use up its round while the receiver still fails. At the
+// end every event must have exactly one delivery, every delivery must be delivered (none lost to a
+// SIGKILLed worker or a terminated connection), and every event id must have been received, signed.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -17,7 +25,9 @@ import { migrateDatabase } from '../src/db/migrate.ts';
 import { newSecret } from '../src/intake/secrets.ts';
 import { signedHeaders } from '../src/intake/sign.ts';
 import { createLogger } from '../src/log.ts';
+import { JITTER, RETRY_SCHEDULE_SECONDS } from '../src/outbox/schedule.ts';
 import { createScratchDatabase, intOption } from './scratch-database.ts';
+import { type Phase, startSoakReceiver } from './soak/receiver.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, workers: { type: 'string', default: '3' } } });
 const durationMs = intOption('duration', values.duration, 1, 86_400) * 1000;
@@ -55,6 +65,22 @@ const cli = (args: string[]) =>
     const child = start(args);
     child.on('close', (code) => resolve(code ?? -1));
   });
+/** A one-shot command with --json: its exit code and what it printed. */
+const cliJson = (args: string[]) =>
+  new Promise<{ code: number; json: unknown }>((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args, '--json'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout?.on('data', (d) => (stdout += d));
+    child.on('close', (code) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolve({ code: code ?? -1, json });
+    });
+  });
 
 const stats = {
   sent: 0,
@@ -68,10 +94,33 @@ const stats = {
   maintenanceToggles: 0,
   cliWrites: 0,
   conservationReads: 0,
+  /** Delivery jobs locked by a worker when the soak SIGKILLed it. */
+  deliveriesInKilledHands: 0,
   /** Services (intake, workers) that exited without being killed by the soak. */
   crashes: 0,
   violations: [] as string[],
 };
+
+// The endpoint comes first: every event of the run must reach it. A hanging receiver holds a
+// request past the timeout; the schedule's second is as short as it may be while a round (its
+// steps at their shortest, -20 % jitter) still lasts twice the run: the receiver, healthy after
+// the load, always gets a delivery's last attempt of a round.
+const WEBHOOK_TIMEOUT_MS = 1_000;
+const shortestRound = RETRY_SCHEDULE_SECONDS.reduce((a, b) => a + b, 0) * (1 - JITTER);
+const retrySecondMs = Math.min(1_000, Math.max(10, Math.ceil((2 * durationMs) / shortestRound)));
+const receiver = await startSoakReceiver({ holdMs: WEBHOOK_TIMEOUT_MS + 1_000 });
+for (const [key, value] of [
+  ['webhook_timeout_ms', WEBHOOK_TIMEOUT_MS],
+  ['webhook_retry_second_ms', retrySecondMs],
+] as const) {
+  const code = await cli(['settings', 'set', key, String(value), '--reason', 'soak: retries within the run']);
+  if (code !== 0) throw new Error(`haat settings set ${key} ${value} exited ${code}`);
+}
+const added = await cliJson(['endpoints', 'add', receiver.url, '--allow-private', '--description', 'soak receiver']);
+const endpoint = added.json as { id?: string; secret?: string } | undefined;
+if (added.code !== 0 || !endpoint?.id || !endpoint.secret) throw new Error(`haat endpoints add exited ${added.code}`);
+const endpointId = endpoint.id;
+receiver.verifyWith(endpoint.secret);
 
 await cli(['seller', 'add', 'soak', '--name', 'Soak']);
 const skus = ['S-A', 'S-B', 'S-C', 'S-D'];
@@ -125,6 +174,23 @@ const intake = service(['intake', '--port', String(port), '--host', '127.0.0.1']
 for (let i = 0; i < workerCount; i++) startWorkerAt(i);
 await sleep(2000);
 
+// The receiver's phases while the load runs: each failure is short and followed by a longer
+// healthy spell, so a delivery is retried (on the schedule's first steps) and then delivered.
+const PHASES: readonly (readonly [Phase, number])[] = [
+  ['ok', 9_000],
+  ['failing', 2_000],
+  ['ok', 7_000],
+  ['hanging', 2_000],
+];
+const phasesDone = new AbortController();
+const phasing = (async () => {
+  for (let i = 0; !phasesDone.signal.aborted; i++) {
+    const [phase, ms] = PHASES[i % PHASES.length] as readonly [Phase, number];
+    receiver.setPhase(phase);
+    await sleep(ms, undefined, { signal: phasesDone.signal }).catch(() => undefined);
+  }
+})();
+
 /** Posts a signed event like an upstream sender: a 503 or a broken connection is retried. */
 async function post(
   source: string,
@@ -172,6 +238,129 @@ async function conservation(): Promise<void> {
       stats.violations.push(`conservation ${r.sku}: on_hand ${r.on_hand} reserved ${r.reserved} moved ${r.moved} active ${r.active}`);
     }
   }
+}
+
+/**
+ * After the load, with the receiver healthy: waits until no delivery is pending. One whose next
+ * attempt is far off on the schedule is sent now with `haat deliveries retry`, as an operator would,
+ * but only when it has its job: a pending delivery without one is lost — a violation, never hidden
+ * by a retry.
+ */
+async function settleDeliveries(): Promise<{ retried_by_operator: number; lost: number; settled_in_s: number }> {
+  const started = Date.now();
+  const lost = new Set<string>();
+  let retried = 0;
+  for (const until = Date.now() + 180_000; ; await sleep(500)) {
+    const { rows } = await db.query(`
+      select d.id, d.next_attempt_at > now() + interval '10 seconds' as far,
+             exists (select 1 from graphile_worker.jobs j
+                     where j.key = 'dlv:' || d.id || ':' || d.attempts and j.attempts < j.max_attempts) as has_job
+      from webhook_deliveries d where d.state = 'pending'`);
+    for (const r of rows) if (!r.has_job) lost.add(r.id);
+    const waiting = rows.filter((r) => !lost.has(r.id));
+    if (waiting.length === 0) break;
+    if (Date.now() > until) {
+      stats.violations.push(`webhooks out: ${waiting.length} deliveries still pending 180 s after the load`);
+      break;
+    }
+    const far = waiting.filter((r) => r.far);
+    for (let i = 0; i < far.length; i += 4) {
+      await Promise.all(
+        far.slice(i, i + 4).map(async (r) => {
+          retried++;
+          const code = await cli(['deliveries', 'retry', r.id, '--reason', 'soak: the receiver is healthy again']);
+          if (code !== 0) stats.violations.push(`webhooks out: haat deliveries retry ${r.id} exited ${code}`);
+        }),
+      );
+    }
+  }
+  for (const id of lost) stats.violations.push(`webhooks out: delivery ${id} is pending with no job for its next attempt (lost)`);
+  return { retried_by_operator: retried, lost: lost.size, settled_in_s: Math.round((Date.now() - started) / 100) / 10 };
+}
+
+/** The verdict on outbound webhooks: every event delivered exactly once per endpoint, and received, signed. */
+async function checkDeliveries(settled: Awaited<ReturnType<typeof settleDeliveries>>) {
+  const { rows: figures } = await db.query(
+    `select (select count(*)::int from outbound_events) as events,
+       (select count(*)::int from webhook_deliveries where endpoint_id = $1) as deliveries,
+       (select count(*)::int from outbound_events e
+        where (select count(*) from webhook_deliveries d where d.event_id = e.id and d.endpoint_id = $1) <> 1) as without_one_delivery,
+       (select coalesce(json_object_agg(state, n), '{}') from (
+          select state, count(*)::int as n from webhook_deliveries where endpoint_id = $1 group by state) s) as states,
+       (select count(*)::int from webhook_deliveries where endpoint_id = $1 and attempts > 1) as retried,
+       (select coalesce(max(attempts), 0)::int from webhook_deliveries where endpoint_id = $1) as most_attempts,
+       (select state from webhook_endpoints where id = $1) as endpoint_state`,
+    [endpointId],
+  );
+  const f = figures[0];
+  const { rows: attempts } = await db.query(
+    `select case when a.status between 200 and 299 then '2xx' when a.status is not null then a.status::text
+                 when a.error like 'timeout%' then 'timeout' else split_part(a.error, ':', 1) end as kind,
+            count(*)::int as n
+     from webhook_delivery_attempts a join webhook_deliveries d on d.id = a.delivery_id
+     where d.endpoint_id = $1 group by 1 order by 2 desc`,
+    [endpointId],
+  );
+  // Sent twice and answered 2xx both times (at-least-once allows it): how, for whoever reads the summary.
+  const { rows: twice } = await db.query(
+    `select d.id as delivery, json_agg(json_build_object('at', a.at, 'status', a.status, 'error', a.error) order by a.id) as attempts
+     from webhook_deliveries d join webhook_delivery_attempts a on a.delivery_id = d.id
+     where d.endpoint_id = $1 and d.id in (
+       select delivery_id from webhook_delivery_attempts where status between 200 and 299 group by 1 having count(*) > 1)
+     group by d.id limit 5`,
+    [endpointId],
+  );
+  const { rows: events } = await db.query(`select id, type, sequence from outbound_events`);
+  let neverReceived = 0;
+  let mismatched = 0;
+  for (const e of events) {
+    const got = receiver.received.get(e.id);
+    if (!got) neverReceived++;
+    else if (got.type !== e.type || got.sequence !== e.sequence) mismatched++;
+  }
+  const known = new Set(events.map((e) => e.id));
+  const unknown = [...receiver.received.keys()].filter((id) => !known.has(id)).length;
+  const seen = receiver.figures();
+  const states = f.states as Record<string, number>;
+  const expect = (ok: boolean, what: string) => {
+    if (!ok) stats.violations.push(`webhooks out: ${what}`);
+  };
+  expect(f.events > 0, 'the run wrote no outbound events');
+  expect(f.without_one_delivery === 0 && f.deliveries === f.events, `${f.without_one_delivery} events without exactly one delivery`);
+  expect((states.delivered ?? 0) === f.deliveries, `deliveries not all delivered: ${JSON.stringify(states)}`);
+  expect(neverReceived === 0, `${neverReceived} events never received by the receiver`);
+  expect(mismatched === 0, `${mismatched} events received with another type or sequence than the outbox's`);
+  expect(unknown === 0, `${unknown} events received that the outbox does not have`);
+  expect(seen.bad_signatures === 0, `${seen.bad_signatures} requests whose signature did not verify`);
+  expect(f.endpoint_state === 'enabled', `the endpoint is ${f.endpoint_state}`);
+  // A run long enough for a failing and a hanging phase must have made deliveries retry through both.
+  const byOutcome = Object.fromEntries(attempts.map((a) => [a.kind, a.n])) as Record<string, number>;
+  if (durationMs >= 30_000) {
+    expect((byOutcome['500'] ?? 0) + (byOutcome['503'] ?? 0) > 0 && (byOutcome.timeout ?? 0) > 0, 'no attempt failed or timed out');
+    expect(f.retried > 0, 'no delivery was retried');
+  }
+  return {
+    retry_second_ms: retrySecondMs,
+    timeout_ms: WEBHOOK_TIMEOUT_MS,
+    events: f.events,
+    deliveries: f.deliveries,
+    delivery_states: states,
+    attempts: attempts.reduce((sum, a) => sum + a.n, 0),
+    attempts_by_outcome: byOutcome,
+    deliveries_retried: f.retried,
+    most_attempts: f.most_attempts,
+    in_killed_workers_hands: stats.deliveriesInKilledHands,
+    ...settled,
+    received: seen.received_events,
+    never_received: neverReceived,
+    duplicates_received: seen.duplicates_received,
+    bad_signatures: seen.bad_signatures,
+    requests: seen.requests,
+    answered: seen.answered,
+    held_past_timeout: seen.held,
+    phases: seen.phases,
+    ...(twice.length > 0 ? { delivered_twice: twice } : {}),
+  };
 }
 
 let n = 0;
@@ -225,6 +414,12 @@ while (Date.now() < deadline) {
   }
   if (n % 40 === 0) {
     const victim = n % workers.length;
+    const { rows: inHand } = await db.query(
+      `select count(*)::int as n from graphile_worker.jobs j join worker_heartbeats h on h.worker_id = j.locked_by
+       where h.pid = $1 and j.task_identifier = 'deliver_webhook'`,
+      [workers[victim]?.pid ?? 0],
+    );
+    stats.deliveriesInKilledHands += inHand[0].n;
     stopService(workers[victim], 'SIGKILL');
     stats.kills++;
     startWorkerAt(victim);
@@ -243,6 +438,10 @@ while (Date.now() < deadline) {
   }
   if (n % 5 === 0) await conservation();
 }
+// The receiver recovers for good.
+phasesDone.abort();
+await phasing;
+receiver.setPhase('ok');
 
 // Drain: every accepted event needs its outcome (out-of-order payments wait up to 10 minutes, so
 // the expiry of their window is not awaited: they count as live jobs for invariant 8).
@@ -250,6 +449,7 @@ for (let waitUntil = Date.now() + 120_000; Date.now() < waitUntil; await sleep(1
   const { rows } = await db.query(`select count(*)::int as n from graphile_worker.jobs where run_at <= now() + interval '5 seconds'`);
   if (rows[0].n === 0) break;
 }
+const webhooks = await settleDeliveries();
 await conservation();
 const reconcile = await new Promise<number>((resolve) => {
   const child = spawn(process.execPath, [bin, 'reconcile'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -264,8 +464,11 @@ const { rows: rejections } = await db.query(
   `select reject_reason, count(*)::int as n from orders where state = 'rejected' group by 1 order by 2 desc`,
 );
 
+const webhooksOut = await checkDeliveries(webhooks);
+
 finishing = true;
 await Promise.all([...workers.map((w) => stopCleanly(w, 'worker')), stopCleanly(intake, 'intake')]);
+await receiver.close();
 await db.end();
 await scratch.drop();
 
@@ -278,6 +481,7 @@ console.log(
       violations: stats.violations.length,
       outcomes: Object.fromEntries(outcomes.map((r) => [r.outcome, r.n])),
       rejected_orders: Object.fromEntries(rejections.map((r) => [r.reject_reason, r.n])),
+      webhooks_out: webhooksOut,
       reconcile_exit: reconcile,
     },
     null,

@@ -21,6 +21,7 @@ const STEPS = [
   'frozen_money',
   'maintenance_holds_work',
   'worker_sigkill',
+  'outbound_webhooks',
   'reconcile_clean',
   'reconcile_names_corruption',
 ];
@@ -86,9 +87,9 @@ describe('haat demo', () => {
       STEPS.map((_, i) => ['✔', i + 1]),
       result.stdout,
     );
-    assert.match(result.stdout, /^haat demo: 10 guarantees/);
+    assert.match(result.stdout, /^haat demo: 11 guarantees/);
     assert.match(result.stdout, /database {3}a temporary embedded PostgreSQL in \S+ \(PostgreSQL \d+/);
-    assert.match(result.stdout, /^10\/10 guarantees held in \d+(\.\d)? s\.$/m);
+    assert.match(result.stdout, /^11\/11 guarantees held in \d+(\.\d)? s\.$/m);
     assert.ok(!result.stdout.includes('\u001b['), 'no colours or cursor moves when stdout is not a terminal');
     assert.deepEqual(await processesMentioning(tmp), [], 'its worker, intake and PostgreSQL are stopped');
 
@@ -116,6 +117,13 @@ describe('haat demo', () => {
     assert.equal(report.database.kind, 'server');
     assert.match(report.database.name, /^haat_demo_[0-9a-f]{6}$/);
     assert.equal(report.kept, null);
+    const told = report.steps.find((s) => s.name === 'outbound_webhooks');
+    assert.match(
+      told?.details.saw ?? '',
+      /order\.pending \(sequence 1, signature verified\), order\.confirmed \(sequence 2, signature verified\); order\.shipped answered 503, then 204\b.*: delivered on attempt 2; endpoint removed/,
+    );
+    const reconciled = report.steps.find((s) => s.name === 'reconcile_clean');
+    assert.match(reconciled?.details.saw ?? '', /^exit 0: all 9 checks hold: .*events are delivered$/);
     assert.equal(await databaseExists(report.database.name), false, 'the scratch database is dropped');
     assert.deepEqual(await demoFolders(tmp), [], 'the temporary HAAT_HOME is removed');
   });
