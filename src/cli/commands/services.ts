@@ -13,7 +13,7 @@ import { smallInteger } from '../options.ts';
 import { keyValues } from '../output.ts';
 
 export type ServicesInput = {
-  readonly worker?: { readonly concurrency: number };
+  readonly worker?: { readonly concurrency: number; readonly deliveryConcurrency: number };
   readonly intake?: { readonly port: number; readonly host: string };
 };
 
@@ -62,6 +62,7 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
             pool: db.pool,
             log,
             concurrency: input.worker.concurrency,
+            deliveryConcurrency: input.worker.deliveryConcurrency,
             heartbeatMs: deps.config.workerHeartbeatMs,
           };
           worker = await untilConnected('starting the worker', () => startWorker(options), log);
@@ -88,7 +89,14 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
                   ['health', `${started.intake_url}/healthz  ${started.intake_url}/readyz`] as const,
                 ]
               : []),
-            ...(input.worker ? [['worker', `concurrency ${input.worker.concurrency}, cron on`] as const] : []),
+            ...(input.worker
+              ? [
+                  [
+                    'worker',
+                    `concurrency ${input.worker.concurrency}, cron on; outbound webhooks ${input.worker.deliveryConcurrency} at once`,
+                  ] as const,
+                ]
+              : []),
           ]),
         );
         await until(started);
@@ -102,9 +110,15 @@ export async function runServices(input: ServicesInput, deps: Deps, until: (star
   );
 }
 
-function concurrencyOption(raw: string | undefined): number {
-  return raw === undefined ? 4 : smallInteger('--concurrency', raw, 1, 100);
+function workerOptions(opts: { concurrency?: string; deliveryConcurrency?: string }) {
+  return {
+    concurrency: opts.concurrency === undefined ? 4 : smallInteger('--concurrency', opts.concurrency, 1, 100),
+    deliveryConcurrency:
+      opts.deliveryConcurrency === undefined ? 8 : smallInteger('--delivery-concurrency', opts.deliveryConcurrency, 1, 100),
+  };
 }
+
+const DELIVERY_CONCURRENCY_HELP = 'outbound webhook attempts at once, apart from the jobs (default 8)';
 
 function portOption(raw: string | undefined, fallback: number): number {
   return raw === undefined ? fallback : smallInteger('--port', raw, 0, 65535);
@@ -117,10 +131,11 @@ export function registerServiceCommands(program: Command, base: BaseDeps): void 
     .option('--port <n>', 'webhook intake port (default: $PORT or 8787)')
     .option('--host <address>', 'address the intake listens on', '0.0.0.0')
     .option('--concurrency <n>', 'jobs run at once by the worker (default 4)')
-    .action(async (opts: { port?: string; host: string; concurrency?: string }, command: Command) => {
+    .option('--delivery-concurrency <n>', DELIVERY_CONCURRENCY_HELP)
+    .action(async (opts: { port?: string; host: string; concurrency?: string; deliveryConcurrency?: string }, command: Command) => {
       const deps = buildDeps(base, command, 'info');
       const input = {
-        worker: { concurrency: concurrencyOption(opts.concurrency) },
+        worker: workerOptions(opts),
         intake: { port: portOption(opts.port, base.config.port), host: opts.host },
       };
       // Listened for from the start: a SIGTERM while the services start (a job may already run) stops
@@ -132,10 +147,11 @@ export function registerServiceCommands(program: Command, base: BaseDeps): void 
     .command('worker')
     .description('run the background worker alone (run as many as you like)')
     .option('--concurrency <n>', 'jobs run at once (default 4)')
-    .action(async (opts: { concurrency?: string }, command: Command) => {
+    .option('--delivery-concurrency <n>', DELIVERY_CONCURRENCY_HELP)
+    .action(async (opts: { concurrency?: string; deliveryConcurrency?: string }, command: Command) => {
       const deps = buildDeps(base, command, 'info');
       const signalled = waitForSignal(deps.log);
-      await runServices({ worker: { concurrency: concurrencyOption(opts.concurrency) } }, deps, () => signalled);
+      await runServices({ worker: workerOptions(opts) }, deps, () => signalled);
     });
   program
     .command('intake')

@@ -20,11 +20,11 @@ export function registerWebhookCommands(program: Command, base: BaseDeps): void 
   webhook
     .command('listen')
     .description('a local receiver for outbound webhooks: verifies each signature and prints the event')
-    .option('--port <n>', 'port on 127.0.0.1 (default 8787; 0 picks a free one)')
+    .option('--port <n>', 'port on 127.0.0.1 (default 8788, beside the intake’s 8787; 0 picks a free one)')
     .option('--secret <whsec>', 'the endpoint’s secret, to verify with (repeat it for a rotated endpoint)', collect, [])
     .action(async (opts: { port?: string; secret: string[] }, command: Command) => {
       const deps = buildDeps(base, command, 'warn');
-      const port = opts.port === undefined ? 8787 : smallInteger('--port', opts.port, 0, 65_535);
+      const port = opts.port === undefined ? 8788 : smallInteger('--port', opts.port, 0, 65_535);
       for (const secret of opts.secret) {
         if (!/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/.test(secret))
           throw invalidInput('--secret must be a whsec_… secret', { option: '--secret' });
