@@ -42,6 +42,8 @@ describe('settings', () => {
         ['reservation_ttl_seconds', 900],
         ['commission_bps', 1000],
         ['idempotency_retention_hours', 720],
+        ['webhook_timeout_ms', 15_000],
+        ['webhook_retry_second_ms', 1_000],
       ],
     );
     const set = await as('asha', 'settings', 'set', 'reservation_ttl_seconds', '600', '--reason', 'faster turnover', '--json');
