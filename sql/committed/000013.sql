@@ -1,5 +1,5 @@
 --! Previous: sha1:b91a69bb05ee33c94d9194ba42abd5733cd3e696
---! Hash: sha1:a7b9563f908524b5593ddce52974709a6dce7ffb
+--! Hash: sha1:b3391595cf614d84a5a65c0f38e151309799f2e6
 
 -- Outbound webhooks (docs/webhooks-out.md): the outbox, the endpoints events go to, one delivery
 -- per (event, endpoint) and every attempt of it.
@@ -50,8 +50,8 @@ create table outbound_events (
   -- below write events, with ids taken from the rows just written; see outbound_events_fan_out).
   transition_id bigint,
   payment_id bigint,
-  -- What changes in an order over its life, as it was at this event (state, expires_at, payment_ref,
-  -- tracking), and the transition or payment: the body is rendered from it and the order's lines,
+  -- What changes in an order over its life, as it was at this event (expires_at, payment_ref,
+  -- tracking), and the payment: the body is rendered from it, the order's lines and the transition,
   -- which do not change (src/outbox/render.ts).
   data jsonb not null,
   created_at timestamptz not null default clock_timestamp(),
@@ -138,6 +138,10 @@ create function outbox_order(o orders) returns jsonb language sql stable paralle
 create function outbox_order_state(o orders) returns jsonb language sql stable parallel safe
   return jsonb_build_object('state', o.state, 'expires_at', o.expires_at, 'payment_ref', o.payment_ref, 'tracking', o.tracking);
 
+-- A transition as an event's body shows it.
+create function outbox_transition(t order_transitions) returns jsonb language sql stable parallel safe
+  return jsonb_build_object('from', t.from_state, 'to', t.to_state, 'at', t.at, 'actor', t.actor, 'reason', t.reason);
+
 -- One event per transition row, set-based: the order as it is at the end of the statement. (These
 -- trigger functions run without JIT: the row estimates of a transition table make the planner
 -- compile a statement of a few rows for hundreds of milliseconds.)
@@ -148,7 +152,7 @@ begin
          coalesce((select max(e.sequence) from outbound_events e where e.order_id = t.order_id), 0)
            + row_number() over (partition by t.order_id order by t.id),
          t.id,
-         jsonb_build_object('order', outbox_order_state(o), 'previous_state', t.from_state, 'actor', t.actor, 'reason', t.reason, 'at', t.at)
+         jsonb_build_object('order', outbox_order_state(o))
   from new_transitions t join orders o on o.id = t.order_id;
   return null;
 end $$;

@@ -396,6 +396,8 @@ export const OutboundEventRow = z.object({
   created_at: z.string(),
   /** outbox_order() of the order it names (what does not change), or null. */
   order: z.record(z.string(), z.unknown()).nullable(),
+  /** outbox_transition() of an order event's transition, or null. */
+  transition: z.record(z.string(), z.unknown()).nullable(),
 });
 export type OutboundEventRow = z.infer<typeof OutboundEventRow>;
 
@@ -428,7 +430,8 @@ export async function attemptTarget(db: Queryable, id: string): Promise<AttemptT
            (select value from settings where key = 'webhook_retry_second_ms') as second_setting,
            json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence, 'data', e.data,
                              'created_at', to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                             'order', (select outbox_order(o) from orders o where o.id = e.order_id)) as event
+                             'order', (select outbox_order(o) from orders o where o.id = e.order_id),
+                             'transition', (select outbox_transition(t) from order_transitions t where t.id = e.transition_id)) as event
     from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id join outbound_events e on e.id = d.event_id
     where d.id = ${id}`);
 }

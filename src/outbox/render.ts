@@ -57,7 +57,14 @@ const StoredPayment = z.object({
   received_at: isoTime,
 });
 
-const StoredTransition = z.object({ previous_state: z.string().nullable(), actor: z.string(), reason: z.string().nullable(), at: isoTime });
+/** outbox_transition(): the transition an order event reports (transitions never change). */
+const StoredTransition = z.object({
+  from: z.string().nullable(),
+  to: z.string(),
+  at: isoTime,
+  actor: z.string(),
+  reason: z.string().nullable(),
+});
 
 /** The event's `data`, for the body and for `haat deliveries show`. */
 export function eventData(event: OutboundEventRow): Record<string, unknown> {
@@ -71,17 +78,10 @@ export function eventData(event: OutboundEventRow): Record<string, unknown> {
     };
   }
   if (event.type.startsWith('order.')) {
-    const transition = StoredTransition.parse(data);
     return {
       order: renderOrder(event.order, data.order),
       sequence: event.sequence,
-      transition: {
-        from: transition.previous_state,
-        to: event.type.slice('order.'.length),
-        at: transition.at,
-        actor: transition.actor,
-        reason: transition.reason,
-      },
+      transition: StoredTransition.parse(event.transition),
     };
   }
   return { ...data, ...(event.sequence !== null ? { sequence: event.sequence } : {}) };

@@ -216,7 +216,28 @@ async function startLane(options: WorkerOptions, lane: Lane): Promise<RunningWor
       logger: new WorkerLogger(graphileLogFactory(log)),
       // Batch (delay 0) so completions and failures in flight are awaited at shutdown; unbatched, a
       // graceful stop can end the pool before a finished job is marked complete, leaving it locked.
-      preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      preset: {
+        worker: {
+          completeJobBatchDelay: 0,
+          failJobBatchDelay: 0,
+          // The delivery lane fetches its jobs in batches (graphile-worker's local queue: it ignores
+          // forbiddenFlags, which only the command lane uses). Every job added notifies every
+          // runner, whatever its task; with a refetch delay an idle delivery lane polls about every
+          // 100 ms instead of answering each notification of a command job with 8 queries.
+          ...(lane.lane === 'deliveries'
+            ? {
+                localQueue: {
+                  size: options.concurrency * 2,
+                  refetchDelay: {
+                    durationMs: Math.min(100, options.pollIntervalMs ?? 2_000),
+                    threshold: 0,
+                    maxAbortThreshold: Number.POSITIVE_INFINITY,
+                  },
+                },
+              }
+            : {}),
+        },
+      },
     });
     const runner = await starting.catch(async (error: unknown) => {
       await end();
