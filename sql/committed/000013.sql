@@ -1,5 +1,5 @@
 --! Previous: sha1:b91a69bb05ee33c94d9194ba42abd5733cd3e696
---! Hash: sha1:b3391595cf614d84a5a65c0f38e151309799f2e6
+--! Hash: sha1:729c03fdd52c2638d7f1614246e95d056a30a6c1
 
 -- Outbound webhooks (docs/webhooks-out.md): the outbox, the endpoints events go to, one delivery
 -- per (event, endpoint) and every attempt of it.
@@ -67,6 +67,17 @@ create unique index outbound_events_payment_key on outbound_events (payment_id) 
 create index outbound_events_created on outbound_events using brin (created_at);
 create trigger outbound_events_append_only before update or delete on outbound_events for each row execute function reject_change();
 create trigger outbound_events_no_truncate before truncate on outbound_events for each statement execute function reject_change();
+
+-- Where the outbox starts: changes written before this migration have no events (reconcile checks
+-- every change after it has its event).
+create table outbox_start (
+  one boolean primary key default true check (one),
+  transition_id bigint not null,
+  payment_id bigint not null
+);
+insert into outbox_start (transition_id, payment_id)
+  select (select coalesce(max(id), 0) from order_transitions), (select coalesce(max(id), 0) from payments);
+create trigger outbox_start_append_only before update or delete on outbox_start for each row execute function reject_change();
 
 create table webhook_deliveries (
   id text primary key check (id ~ '^dlv_[0-9a-f]{32}$'),
@@ -152,7 +163,8 @@ begin
          coalesce((select max(e.sequence) from outbound_events e where e.order_id = t.order_id), 0)
            + row_number() over (partition by t.order_id order by t.id),
          t.id,
-         jsonb_build_object('order', outbox_order_state(o))
+         -- (Its state is the transition's: a statement moving one order twice keeps each state.)
+         jsonb_build_object('order', outbox_order_state(o) || jsonb_build_object('state', t.to_state))
   from new_transitions t join orders o on o.id = t.order_id;
   return null;
 end $$;

@@ -143,13 +143,24 @@ async function eventViolations(db: Queryable): Promise<readonly Record<string, u
 }
 
 /**
- * Invariant 9: every outbound event has a delivery for each endpoint subscribed when it was written
+ * Invariant 9: every order change (and payment kept unapplied) since the outbox began has its
+ * event, every outbound event has a delivery for each endpoint subscribed when it was written
  * (added before it, not removed before it, its patterns matching), and every delivery is accounted
  * for: delivered, failed, held while its endpoint is disabled, or pending with a live job for its
  * next attempt. Anything else is a notification lost.
  */
 async function deliveryViolations(db: Queryable): Promise<readonly Record<string, unknown>[]> {
   return db.any(sql.type(z.object({ kind: z.string(), subject: z.string(), detail: z.string() }))`
+    select 'change_without_event' as kind, t.id::text as subject, format('transition %s -> %s of order %s has no event', coalesce(t.from_state, '(new)'), t.to_state, t.order_id) as detail
+      from order_transitions t
+      where t.id > (select transition_id from outbox_start)
+        and not exists (select 1 from outbound_events e where e.transition_id = t.id)
+    union all
+    select 'change_without_event', 'payment ' || p.id, format('payment %s kept unapplied (%s) has no event', p.payment_ref, p.reason)
+      from payments p
+      where p.id > (select payment_id from outbox_start) and p.state = 'unapplied'
+        and not exists (select 1 from outbound_events e where e.payment_id = p.id)
+    union all
     select 'event_without_delivery' as kind, e.id as subject, format('%s of %s: no delivery to endpoint %s', e.type, e.created_at, p.id) as detail
       from outbound_events e
       join webhook_endpoints p on p.created_at < e.created_at and (p.removed_at is null or p.removed_at > e.created_at)
@@ -160,7 +171,7 @@ async function deliveryViolations(db: Queryable): Promise<readonly Record<string
       from webhook_deliveries d
       where d.state = 'pending'
         and not exists (select 1 from graphile_worker.jobs j
-                        where j.key = 'dlv:' || d.id || ':' || d.attempts and j.attempts < j.max_attempts)
+                        where j.key = 'dlv:' || d.id || ':' || d.attempts and (j.attempts < j.max_attempts or j.locked_at is not null))
     union all
     select 'held_while_enabled', d.id, format('held, but endpoint %s is %s', p.id, p.state)
       from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id

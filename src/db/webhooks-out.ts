@@ -13,8 +13,9 @@ import { z } from 'zod';
 import { HaatError, notFound } from '../errors.ts';
 import { registerConstraint } from './errors.ts';
 import { audit } from './operations.ts';
-import type { DatabaseTransaction, Queryable } from './pool.ts';
+import type { DatabasePool, DatabaseTransaction, Queryable } from './pool.ts';
 import { sql } from './sql.ts';
+import { inTransaction } from './transaction.ts';
 
 registerConstraint('webhook_deliveries_event_endpoint_key', 'conflict');
 
@@ -116,7 +117,8 @@ export async function findEndpoint(db: Queryable, id: string): Promise<EndpointR
 }
 
 async function lockEndpoint(tx: DatabaseTransaction, id: string): Promise<EndpointRow> {
-  const row = await tx.maybeOne(sql.type(EndpointRow)`select ${endpointColumns} from webhook_endpoints where id = ${id} for update`);
+  // No key update: it neither waits for nor blocks the deliveries being inserted for the endpoint.
+  const row = await tx.maybeOne(sql.type(EndpointRow)`select ${endpointColumns} from webhook_endpoints where id = ${id} for no key update`);
   if (!row) throw notFound('endpoint', id);
   return row;
 }
@@ -178,25 +180,53 @@ export async function disableEndpoint(tx: DatabaseTransaction, id: string, meta:
   return row;
 }
 
-/** Enables an endpoint: its held deliveries are sent (a new round of the schedule each). */
-export async function enableEndpoint(tx: DatabaseTransaction, id: string, meta: { actor: string; reason: string }): Promise<EndpointRow> {
-  await lockOutbox(tx);
-  const before = await lockEndpoint(tx, id);
-  refuseRemoved(before);
-  if (before.state === 'enabled') return before;
-  const row = await tx.one(sql.type(EndpointRow)`
-    update webhook_endpoints set state = 'enabled', state_reason = ${meta.reason}, failing_since = null where id = ${id}
-    returning ${endpointColumns}`);
-  const released = await requeue(tx, sql.fragment`d.endpoint_id = ${id} and d.state = 'held'`);
-  await audit(tx, {
-    actor: meta.actor,
-    action: 'endpoint.enable',
-    target: id,
-    oldValue: { state: before.state },
-    newValue: { state: 'enabled', released: released.length },
-    reason: meta.reason,
+/** Held deliveries are made pending in batches this large, each batch its own short transaction. */
+const RELEASE_BATCH = 1_000;
+
+/**
+ * Enables an endpoint, then sends its held deliveries (a new round of the schedule each). The
+ * state changes under the outbox lock, held a moment only: an event written before it has its
+ * delivery held (released below), one written after it a pending one. The held deliveries are then
+ * released in batches of their own, so a long outage's backlog never holds up the writers; enabling
+ * an endpoint that is enabled releases what is still held (a release cut short is finished so).
+ */
+export async function enableEndpoint(
+  pool: DatabasePool,
+  id: string,
+  meta: { actor: string; reason: string },
+): Promise<EndpointRow & { released: number }> {
+  const row = await inTransaction(pool, async (tx) => {
+    await lockOutbox(tx);
+    const before = await lockEndpoint(tx, id);
+    refuseRemoved(before);
+    if (before.state === 'enabled') return before;
+    const enabled = await tx.one(sql.type(EndpointRow)`
+      update webhook_endpoints set state = 'enabled', state_reason = ${meta.reason}, failing_since = null where id = ${id}
+      returning ${endpointColumns}`);
+    const held = await tx.oneFirst(sql.type(z.object({ n: z.number() }))`
+      select count(*)::int as n from webhook_deliveries where endpoint_id = ${id} and state = 'held'`);
+    await audit(tx, {
+      actor: meta.actor,
+      action: 'endpoint.enable',
+      target: id,
+      oldValue: { state: before.state },
+      newValue: { state: 'enabled', held },
+      reason: meta.reason,
+    });
+    return enabled;
   });
-  return row;
+  let released = 0;
+  for (;;) {
+    const batch = await inTransaction(pool, (tx) =>
+      requeue(
+        tx,
+        sql.fragment`d.id in (select h.id from webhook_deliveries h where h.endpoint_id = ${id} and h.state = 'held' order by h.created_at limit ${RELEASE_BATCH})`,
+      ),
+    );
+    released += batch.length;
+    if (batch.length < RELEASE_BATCH) break;
+  }
+  return { ...row, released };
 }
 
 /** Removes an endpoint: no new deliveries; those pending or held are failed (nothing left hanging). */
@@ -271,7 +301,8 @@ export async function recoverEndpoint(
   since: string,
   meta: { actor: string; reason: string },
 ): Promise<{ endpoint: string; since: string; events: number; created: number }> {
-  await lockOutbox(tx);
+  // No outbox lock: recover changes no endpoint and sees only committed events (those in flight
+  // get their deliveries from their own fan-out), so it never holds up the writers.
   const endpoint = await lockEndpoint(tx, id);
   refuseRemoved(endpoint);
   const created = await tx.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -361,7 +392,7 @@ export async function retryDelivery(tx: DatabaseTransaction, id: string, meta: {
     z.object({ id: z.string(), endpoint_id: z.string(), state: z.string(), endpoint_state: z.string() }),
   )`
     select d.id, d.endpoint_id, d.state, p.state as endpoint_state
-    from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id where d.id = ${id} for update of d`);
+    from webhook_deliveries d join webhook_endpoints p on p.id = d.endpoint_id where d.id = ${id} for update of d for share of p`);
   if (!row) throw notFound('delivery', id);
   if (row.endpoint_state !== 'enabled') {
     throw new HaatError(
@@ -374,7 +405,12 @@ export async function retryDelivery(tx: DatabaseTransaction, id: string, meta: {
       },
     );
   }
-  await requeue(tx, sql.fragment`d.id = ${id}`);
+  if ((await requeue(tx, sql.fragment`d.id = ${id}`)).length === 0) {
+    throw new HaatError('conflict', `delivery ${id} could not be sent again: its endpoint ${row.endpoint_id} is not enabled`, {
+      delivery: id,
+      endpoint: row.endpoint_id,
+    });
+  }
   await audit(tx, {
     actor: meta.actor,
     action: 'delivery.retry',

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { DatabasePool, DatabaseTransaction } from '../db/pool.ts';
 import { settingValue } from '../db/settings.ts';
 import { sql } from '../db/sql.ts';
-import { inTransaction } from '../db/transaction.ts';
+import { inTransaction, withRetry } from '../db/transaction.ts';
 import { type AttemptTarget, attemptTarget, disableEndpoint, scheduleDeliveries } from '../db/webhooks-out.ts';
 import type { Logger } from '../log.ts';
 import { renderBody } from './render.ts';
@@ -52,7 +52,8 @@ export async function deliverOnce(pool: DatabasePool, deliveryId: string, attemp
     allowPrivate: target.allow_private,
   });
   const outcome =
-    (await recordDelivered(pool, target, result)) ?? (await inTransaction(pool, (tx) => recordAttempt(tx, target, result, secondMs)));
+    (await withRetry(() => recordDelivered(pool, target, result))) ??
+    (await inTransaction(pool, (tx) => recordAttempt(tx, target, result, secondMs)));
   log[outcome === 'delivered' ? 'debug' : 'info'](
     { delivery: deliveryId, endpoint: target.endpoint_id, event: target.event.id, status: result.status, error: result.error, outcome },
     'webhook delivery attempt',
@@ -103,13 +104,21 @@ async function recordDelivered(pool: DatabasePool, target: AttemptTarget, result
 }
 
 const Locked = z.object({ state: z.string(), attempts: z.number(), round_start: z.number() });
+const LockedEndpoint = z.object({ state: z.string(), failing_for_ms: z.number().nullable() });
 
+/**
+ * Records an attempt and decides what follows, under the locks of the endpoint and then the
+ * delivery: the order disable, enable and remove take them in (so they never deadlock).
+ */
 async function recordAttempt(
   tx: DatabaseTransaction,
   target: AttemptTarget,
   result: AttemptResult,
   secondMs: number,
 ): Promise<AttemptOutcome> {
+  const endpointBefore = await tx.one(sql.type(LockedEndpoint)`
+    select state, (extract(epoch from now() - failing_since) * 1000)::float8 as failing_for_ms
+    from webhook_endpoints where id = ${target.endpoint_id} for no key update`);
   const current = await tx.one(sql.type(Locked)`
     select state, attempts, round_start from webhook_deliveries where id = ${target.id} for update`);
   await tx.query(sql.unsafe`
@@ -132,10 +141,13 @@ async function recordAttempt(
     );
     return 'delivered';
   }
-  const endpoint = await tx.one(sql.type(z.object({ state: z.string(), failing_for_ms: z.number() }))`
-    update webhook_endpoints set failing_since = coalesce(failing_since, ${result.at.toISOString()}::timestamptz)
-    where id = ${target.endpoint_id}
-    returning state, (extract(epoch from now() - failing_since) * 1000)::float8 as failing_for_ms`);
+  // The first failure since the last delivery starts the endpoint's failing time (written once).
+  if (endpointBefore.failing_for_ms === null) {
+    await tx.query(sql.unsafe`
+      update webhook_endpoints set failing_since = ${result.at.toISOString()}::timestamptz
+      where id = ${target.endpoint_id} and failing_since is null`);
+  }
+  const endpoint = { state: endpointBefore.state, failing_for_ms: endpointBefore.failing_for_ms ?? 0 };
   if (status === 410) {
     await record(current.state === 'pending' ? 'held' : current.state, null);
     if (endpoint.state === 'enabled') {

@@ -15,8 +15,19 @@ export function addressRange(address: string): string {
   return ipaddr.process(address).range();
 }
 
+function rangeName(address: string): string {
+  const range = addressRange(address);
+  return range === 'unicast' ? 'not global unicast' : range;
+}
+
+/** Global unicast IPv6 (ipaddr.js calls every unassigned or IPv4-compatible address 'unicast' too). */
+const GLOBAL_IPV6 = ipaddr.parseCIDR('2000::/3');
+
 export function addressAllowed(address: string, allowPrivate: boolean): boolean {
-  return allowPrivate || addressRange(address) === 'unicast';
+  if (allowPrivate) return true;
+  const parsed = ipaddr.process(address);
+  if (parsed.range() !== 'unicast') return false;
+  return parsed.kind() === 'ipv4' || parsed.match(GLOBAL_IPV6);
 }
 
 /** Parses an endpoint URL: http(s), a host, no credentials, at most 2,048 characters. */
@@ -67,7 +78,7 @@ export async function checkDestination(url: URL, allowPrivate: boolean): Promise
   if (refused.length > 0) {
     return {
       code: 'address_not_allowed',
-      message: `${url.hostname} resolves to ${refused.join(', ')} (${addressRange(refused[0] as string)}): not a public address; add the endpoint with --allow-private to allow it`,
+      message: `${url.hostname} resolves to ${refused.join(', ')} (${rangeName(refused[0] as string)}): not a public address; add the endpoint with --allow-private to allow it`,
     };
   }
   return null;

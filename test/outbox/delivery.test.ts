@@ -273,7 +273,8 @@ describe('outbound webhooks', () => {
     assert.equal(held.length, 2);
     assert.equal(r.received.length, 1, 'nothing sent while disabled');
     r.script([{ status: 204 }]);
-    await inTransaction(db.pool, (tx) => enableEndpoint(tx, ep.id, { actor: 'test', reason: 'receiver is back' }));
+    const enabled = await enableEndpoint(db.pool, ep.id, { actor: 'test', reason: 'receiver is back' });
+    assert.equal(enabled.released, 2);
     await until('both delivered', async () => ((await deliveriesOf(ep.id)).every((d) => d.state === 'delivered') ? true : undefined));
     assert.equal(r.received.length, 3);
     await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 'test', reason: 'next test' }));

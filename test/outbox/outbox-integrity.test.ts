@@ -143,4 +143,17 @@ describe('reconcile: events_are_delivered (invariant 9)', () => {
     assert.equal((await violations('attempts_do_not_add_up')).length, 1);
     await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 't', reason: 'done' }));
   });
+
+  test('a change written with the outbox trigger turned off is named: a change without its event', async () => {
+    const order = await place('I-6');
+    await db.pool.query(sql.unsafe`alter table order_transitions disable trigger order_transitions_outbox`);
+    try {
+      await db.pool.query(sql.unsafe`
+        insert into order_transitions (order_id, from_state, to_state, actor) values (${order.id}::uuid, 'pending', 'cancelled', 'sql')`);
+    } finally {
+      await db.pool.query(sql.unsafe`alter table order_transitions enable trigger order_transitions_outbox`);
+    }
+    const [missing] = await violations('change_without_event');
+    assert.match(String(missing?.detail), /pending -> cancelled/);
+  });
 });

@@ -129,25 +129,30 @@ export function registerEndpointCommands(program: Command, base: BaseDeps): void
         ]),
       );
     });
-  const stateChanges = [
-    ['disable', 'stop sending (events are held until enabled; needs --reason)', disableEndpoint],
-    ['enable', 'send again, held deliveries first (needs --reason)', enableEndpoint],
-  ] as const;
-  for (const [verb, description, change] of stateChanges) {
-    endpoints
-      .command(verb)
-      .description(description)
-      .argument('[id]', 'endpoint id')
-      .action(async (raw: string | undefined, _o: unknown, command: Command) => {
-        const deps = buildDeps(base, command, 'warn');
-        const id = await endpointId(deps, raw);
-        const why = await reason(deps);
-        const row = await deps.withDatabase((db) =>
-          inTransaction(db.pool, (tx) => change(tx, id, { actor: deps.globals.actor, reason: why })),
-        );
-        deps.output.result(row, () => `${row.id}: ${row.state}`);
-      });
-  }
+  endpoints
+    .command('disable')
+    .description('stop sending (events are held until enabled; needs --reason)')
+    .argument('[id]', 'endpoint id')
+    .action(async (raw: string | undefined, _o: unknown, command: Command) => {
+      const deps = buildDeps(base, command, 'warn');
+      const id = await endpointId(deps, raw);
+      const why = await reason(deps);
+      const row = await deps.withDatabase((db) =>
+        inTransaction(db.pool, (tx) => disableEndpoint(tx, id, { actor: deps.globals.actor, reason: why })),
+      );
+      deps.output.result(row, () => `${row.id}: ${row.state}`);
+    });
+  endpoints
+    .command('enable')
+    .description('send again, held deliveries first (needs --reason)')
+    .argument('[id]', 'endpoint id')
+    .action(async (raw: string | undefined, _o: unknown, command: Command) => {
+      const deps = buildDeps(base, command, 'warn');
+      const id = await endpointId(deps, raw);
+      const why = await reason(deps);
+      const row = await deps.withDatabase((db) => enableEndpoint(db.pool, id, { actor: deps.globals.actor, reason: why }));
+      deps.output.result(row, () => `${row.id}: ${row.state}, ${row.released} held deliveries sent again`);
+    });
   endpoints
     .command('remove')
     .description('remove an endpoint: no more deliveries; pending and held ones are failed (asks to confirm; needs --reason)')
