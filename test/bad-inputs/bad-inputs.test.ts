@@ -23,6 +23,7 @@ import { signedHeaders } from '../../src/intake/sign.ts';
 import { expireReservations } from '../../src/worker/tasks/expire-reservations.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { BAD_ENDPOINT_URLS } from '../helpers/endpoint-urls.ts';
 import { footprint } from '../helpers/footprint.ts';
 import { startTestIntake } from '../helpers/intake.ts';
 import { apply, mustApply, seedCatalog, silent } from '../helpers/seed.ts';
@@ -169,21 +170,6 @@ const BAD_KEYS: readonly [string, string][] = [
 ];
 const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', 'true', '[1]', '1000001', '9223372036854775808', '1e400'];
 const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1000000000001', '1e400'];
-// Endpoint URLs (CONTRACT §7): http or https, a host that resolves, no credentials, no fragment,
-// at most 2,048 characters; refused with or without --allow-private.
-const BAD_ENDPOINT_URLS = [
-  'not a url',
-  'http://',
-  '',
-  'ftp://example.com/x',
-  'file:///etc/passwd',
-  'javascript:alert(1)',
-  'http://user:pass@example.com/',
-  'https://user@example.com/',
-  'https://example.com/#top',
-  `https://example.com/${'a'.repeat(2048)}`,
-  'http://no-such-host.invalid/',
-];
 // Not public unicast, in every spelling: refused without --allow-private.
 const PRIVATE_ENDPOINT_URLS = [
   'http://127.0.0.1/hook',

@@ -11,6 +11,7 @@ import { sql } from '../../src/db/sql.ts';
 import { newSecret } from '../../src/intake/secrets.ts';
 import { type CliResult, haatBin, repoRoot, runCli, spawnCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+import { BAD_ENDPOINT_URLS } from '../helpers/endpoint-urls.ts';
 import { footprint } from '../helpers/footprint.ts';
 import { startReceiver } from '../helpers/receiver.ts';
 import { mustApply, seedCatalog } from '../helpers/seed.ts';
@@ -308,19 +309,7 @@ describe('bad input: refused with its code, nothing written', () => {
   const unknownIds = () => [`ep_${'0'.repeat(24)}`, 'ep_nope', `EP_${'A'.repeat(24)}`, `${existing.id}0`];
 
   test('endpoints add: a URL that is not http(s), has credentials or a fragment, or is too long', async () => {
-    for (const url of [
-      'not a url',
-      'http://',
-      'ftp://example.com/x',
-      'file:///etc/passwd',
-      'javascript:alert(1)',
-      'http://user:pass@example.com/',
-      'https://user@example.com/',
-      'https://example.com/#top',
-      `https://example.com/${'a'.repeat(2048)}`,
-      'http://no-such-host.invalid/',
-      '',
-    ]) {
+    for (const url of BAD_ENDPOINT_URLS) {
       await refused(['endpoints', 'add', url], invalid);
       await refused(['endpoints', 'add', url, '--allow-private'], invalid);
     }

@@ -56,6 +56,14 @@ function endpointLines(row: { id: string; url: string; events: readonly string[]
 }
 
 export function registerEndpointCommands(program: Command, base: BaseDeps): void {
+  /** The action of a change to one endpoint: its id (argument or prompt) and a --reason, then `run`. */
+  const changeOf =
+    (run: (deps: Deps, id: string, why: string) => Promise<void>) =>
+    async (raw: string | undefined, _o: unknown, command: Command): Promise<void> => {
+      const deps = buildDeps(base, command, 'warn');
+      const id = await endpointId(deps, raw);
+      await run(deps, id, await reason(deps));
+    };
   const endpoints = program.command('endpoints').description('outbound webhook endpoints: where haat tells upstream what happened');
   endpoints
     .command('add')
@@ -133,61 +141,61 @@ export function registerEndpointCommands(program: Command, base: BaseDeps): void
     .command('disable')
     .description('stop sending (events are held until enabled; needs --reason)')
     .argument('[id]', 'endpoint id')
-    .action(async (raw: string | undefined, _o: unknown, command: Command) => {
-      const deps = buildDeps(base, command, 'warn');
-      const id = await endpointId(deps, raw);
-      const why = await reason(deps);
-      const row = await deps.withDatabase((db) =>
-        inTransaction(db.pool, (tx) => disableEndpoint(tx, id, { actor: deps.globals.actor, reason: why })),
-      );
-      deps.output.result(row, () => `${row.id}: ${row.state}`);
-    });
+    .action(
+      changeOf(async (deps, id, why) => {
+        const row = await deps.withDatabase((db) =>
+          inTransaction(db.pool, (tx) => disableEndpoint(tx, id, { actor: deps.globals.actor, reason: why })),
+        );
+        deps.output.result(row, () => `${row.id}: ${row.state}`);
+      }),
+    );
   endpoints
     .command('enable')
     .description('send again, held deliveries first (needs --reason)')
     .argument('[id]', 'endpoint id')
-    .action(async (raw: string | undefined, _o: unknown, command: Command) => {
-      const deps = buildDeps(base, command, 'warn');
-      const id = await endpointId(deps, raw);
-      const why = await reason(deps);
-      const row = await deps.withDatabase((db) => enableEndpoint(db.pool, id, { actor: deps.globals.actor, reason: why }));
-      deps.output.result(row, () => `${row.id}: ${row.state}, ${row.released} held deliveries sent again`);
-    });
+    .action(
+      changeOf(async (deps, id, why) => {
+        const row = await deps.withDatabase((db) => enableEndpoint(db.pool, id, { actor: deps.globals.actor, reason: why }));
+        deps.output.result(row, () => `${row.id}: ${row.state}, ${row.released} held deliveries sent again`);
+      }),
+    );
   endpoints
     .command('remove')
     .description('remove an endpoint: no more deliveries; pending and held ones are failed (asks to confirm; needs --reason)')
     .argument('[id]', 'endpoint id')
-    .action(async (raw: string | undefined, _o: unknown, command: Command) => {
-      const deps = buildDeps(base, command, 'warn');
-      const id = await endpointId(deps, raw);
-      const why = await reason(deps);
-      const existing = await deps.withDatabase((db) => findEndpoint(db.pool, id));
-      if (!existing) throw notFound('endpoint', id);
-      await confirmOrRefuse(deps.prompter, deps.globals.yes, `Remove endpoint ${id} (${existing.url})? Its pending deliveries are failed.`);
-      const row = await deps.withDatabase((db) =>
-        inTransaction(db.pool, (tx) => removeEndpoint(tx, id, { actor: deps.globals.actor, reason: why })),
-      );
-      deps.output.result(row, () => `${row.id}: removed`);
-    });
+    .action(
+      changeOf(async (deps, id, why) => {
+        const existing = await deps.withDatabase((db) => findEndpoint(db.pool, id));
+        if (!existing) throw notFound('endpoint', id);
+        await confirmOrRefuse(
+          deps.prompter,
+          deps.globals.yes,
+          `Remove endpoint ${id} (${existing.url})? Its pending deliveries are failed.`,
+        );
+        const row = await deps.withDatabase((db) =>
+          inTransaction(db.pool, (tx) => removeEndpoint(tx, id, { actor: deps.globals.actor, reason: why })),
+        );
+        deps.output.result(row, () => `${row.id}: removed`);
+      }),
+    );
   endpoints
     .command('rotate-secret')
     .description('a new signing secret; the old one keeps signing beside it for 24 h (needs --reason)')
     .argument('[id]', 'endpoint id')
-    .action(async (raw: string | undefined, _o: unknown, command: Command) => {
-      const deps = buildDeps(base, command, 'warn');
-      const id = await endpointId(deps, raw);
-      const why = await reason(deps);
-      const row = await deps.withDatabase((db) =>
-        inTransaction(db.pool, (tx) => rotateSecret(tx, id, { actor: deps.globals.actor, reason: why })),
-      );
-      deps.output.result(row, () =>
-        keyValues([
-          ['id', row.id],
-          ['secret', `${row.secret}  (shown once)`],
-          ['previous secret', `signs too until ${humanTime(row.previous_secret_expires_at)}`],
-        ]),
-      );
-    });
+    .action(
+      changeOf(async (deps, id, why) => {
+        const row = await deps.withDatabase((db) =>
+          inTransaction(db.pool, (tx) => rotateSecret(tx, id, { actor: deps.globals.actor, reason: why })),
+        );
+        deps.output.result(row, () =>
+          keyValues([
+            ['id', row.id],
+            ['secret', `${row.secret}  (shown once)`],
+            ['previous secret', `signs too until ${humanTime(row.previous_secret_expires_at)}`],
+          ]),
+        );
+      }),
+    );
   endpoints
     .command('recover')
     .description('send again every event since a time (deliveries it missed included)')
