@@ -1,5 +1,5 @@
 --! Previous: sha1:b91a69bb05ee33c94d9194ba42abd5733cd3e696
---! Hash: sha1:729c03fdd52c2638d7f1614246e95d056a30a6c1
+--! Hash: sha1:f9818ba94d73fbe35312ef5ab0c26b51bad34870
 
 -- Outbound webhooks (docs/webhooks-out.md): the outbox, the endpoints events go to, one delivery
 -- per (event, endpoint) and every attempt of it.
@@ -104,6 +104,9 @@ create index webhook_deliveries_by_state on webhook_deliveries (state, created_a
 create table webhook_delivery_attempts (
   id bigint generated always as identity primary key,
   delivery_id text not null references webhook_deliveries (id),
+  -- 1, 2, 3… per delivery: the attempt a job made is recorded once, even when the connection is
+  -- lost after its commit and the recording is run again.
+  number integer not null check (number > 0),
   at timestamptz not null,
   status integer,
   duration_ms integer not null check (duration_ms >= 0),
@@ -113,7 +116,7 @@ create table webhook_delivery_attempts (
   -- The address connected to (the one the URL rules checked).
   address text
 );
-create index webhook_delivery_attempts_by_delivery on webhook_delivery_attempts (delivery_id, id);
+create unique index webhook_delivery_attempts_number on webhook_delivery_attempts (delivery_id, number);
 create index webhook_delivery_attempts_at on webhook_delivery_attempts (at);
 create trigger webhook_delivery_attempts_append_only before update or delete on webhook_delivery_attempts
   for each row execute function reject_change();

@@ -94,8 +94,8 @@ async function recordDelivered(pool: DatabasePool, target: AttemptTarget, result
       where id = ${target.id} and state = 'pending' and attempts = ${target.attempts}
       returning id, endpoint_id
     ), a as (
-      insert into webhook_delivery_attempts (delivery_id, at, status, duration_ms, error, excerpt, address)
-      select id, ${result.at.toISOString()}::timestamptz, ${result.status}, ${result.durationMs}, null, ${result.excerpt}, ${result.address} from d
+      insert into webhook_delivery_attempts (delivery_id, number, at, status, duration_ms, error, excerpt, address)
+      select id, ${target.attempts + 1}, ${result.at.toISOString()}::timestamptz, ${result.status}, ${result.durationMs}, null, ${result.excerpt}, ${result.address} from d
     ), p as (
       update webhook_endpoints set failing_since = null where id in (select endpoint_id from d) and failing_since is not null
     )
@@ -121,9 +121,13 @@ async function recordAttempt(
     from webhook_endpoints where id = ${target.endpoint_id} for no key update`);
   const current = await tx.one(sql.type(Locked)`
     select state, attempts, round_start from webhook_deliveries where id = ${target.id} for update`);
+  // This job made attempt number target.attempts + 1. Recorded already (its first recording
+  // committed, the reply was lost, and it is run again), or another job's attempt took that number
+  // (two at once: at least once): nothing more to record.
+  if (current.attempts !== target.attempts) return 'skipped';
   await tx.query(sql.unsafe`
-    insert into webhook_delivery_attempts (delivery_id, at, status, duration_ms, error, excerpt, address)
-    values (${target.id}, ${result.at.toISOString()}::timestamptz, ${result.status}, ${result.durationMs}, ${result.error}, ${result.excerpt}, ${result.address})`);
+    insert into webhook_delivery_attempts (delivery_id, number, at, status, duration_ms, error, excerpt, address)
+    values (${target.id}, ${target.attempts + 1}, ${result.at.toISOString()}::timestamptz, ${result.status}, ${result.durationMs}, ${result.error}, ${result.excerpt}, ${result.address})`);
   const attempts = current.attempts + 1;
   const status = result.status;
   const ok = status !== null && status >= 200 && status < 300;

@@ -12,6 +12,7 @@ import { inTransaction } from '../../src/db/transaction.ts';
 import { addEndpoint, disableEndpoint, enableEndpoint, recoverEndpoint, rotateSecret, showDelivery } from '../../src/db/webhooks-out.ts';
 import { toJsonText } from '../../src/domain/json.ts';
 import { createMetrics } from '../../src/intake/metrics.ts';
+import { deliverOnce } from '../../src/outbox/deliver.ts';
 import { guardedLookup } from '../../src/outbox/url-rules.ts';
 import { type RunningWorker, startWorker } from '../../src/worker/run-worker.ts';
 import { createTestDatabase } from '../helpers/db.ts';
@@ -375,6 +376,22 @@ describe('outbound webhooks', () => {
     assert.match(attempt?.error ?? '', /^address_not_allowed/);
     assert.equal(attempt?.address, '127.0.0.1');
     assert.equal(r.received.length, 0, 'no request reached the receiver');
+    await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 'test', reason: 'next test' }));
+  });
+
+  test('attempts of one delivery made at once (a job run twice): each reaches the receiver, one is recorded', async () => {
+    const r = await receiver([{ status: 204 }]);
+    const ep = await endpoint(r.url, ['order.pending']);
+    await place();
+    const [delivery] = await deliveriesOf(ep.id);
+    assert.ok(delivery);
+    // Beside the worker's own job for attempt 1: the same attempt twice more, at once.
+    await Promise.all([deliverOnce(db.pool, delivery.id, 0, silent), deliverOnce(db.pool, delivery.id, 0, silent)]);
+    await until('delivered', async () => ((await deliveriesOf(ep.id))[0]?.state === 'delivered' ? true : undefined));
+    const [after] = await deliveriesOf(ep.id);
+    assert.equal(after?.attempts, 1);
+    assert.equal((await attemptsOf(delivery.id)).length, 1, 'one attempt recorded');
+    assert.ok(r.received.length >= 1 && r.received.every((g) => g.id === r.received[0]?.id));
     await inTransaction(db.pool, (tx) => disableEndpoint(tx, ep.id, { actor: 'test', reason: 'next test' }));
   });
 
