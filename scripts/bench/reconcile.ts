@@ -74,6 +74,11 @@ export async function benchReconcile(options: ReconcileBenchOptions): Promise<Re
           (5, 'delivered', case when o.state = 'refunded' then 'refunded' end)
         ) t(step, from_state, to_state) where t.to_state is not null
       ) p order by o.g, p.step`);
+      // Their outbound events, as the outbox trigger writes them (triggers are off for the load).
+      await db.query(`insert into outbound_events (id, type, order_id, sequence, transition_id, data)
+      select outbox_id('evt_'), 'order.' || t.to_state, t.order_id, row_number() over (partition by t.order_id order by t.id), t.id,
+             jsonb_build_object('order', outbox_order_state(ord) || jsonb_build_object('state', t.to_state))
+      from order_transitions t join orders ord on ord.id = t.order_id`);
       // Reservations: one per item of every order that was ever pending.
       await db.query(`insert into reservations (holder, sku, qty, state, closed_at)
       select i.order_id::text, i.sku, i.qty,
@@ -162,7 +167,7 @@ export async function benchReconcile(options: ReconcileBenchOptions): Promise<Re
 
     const { rows: sizes } = await db.query<{ t: string; n: string }>(`
     select relname as t, n_live_tup::text as n from pg_stat_user_tables
-    where relname in ('inventory','inventory_movements','reservations','orders','order_items','order_transitions','order_seller_splits','journal_entries','postings')
+    where relname in ('inventory','inventory_movements','reservations','orders','order_items','order_transitions','order_seller_splits','journal_entries','postings','outbound_events')
     order by relname`);
     const [checks, reconcileMs] = await timed('reconcile', () => reconcile(reader));
     const failing = checks.filter((c) => !c.ok);
