@@ -1,5 +1,5 @@
 --! Previous: sha1:b91a69bb05ee33c94d9194ba42abd5733cd3e696
---! Hash: sha1:f9818ba94d73fbe35312ef5ab0c26b51bad34870
+--! Hash: sha1:14b9c03dc54ab7a12398646def259c88918ff718
 
 -- Outbound webhooks (docs/webhooks-out.md): the outbox, the endpoints events go to, one delivery
 -- per (event, endpoint) and every attempt of it.
@@ -15,8 +15,10 @@
 create table webhook_endpoints (
   id text primary key check (id ~ '^ep_[0-9a-f]{24}$'),
   url text not null check (url ~ '^https?://' and length(url) <= 2048 and is_safe_text(url)),
-  -- Exact types or `<prefix>.*` or `*` (checked by the CLI against the event catalog).
-  events text[] not null check (cardinality(events) between 1 and 50 and array_position(events, null) is null),
+  -- Exact types or `<prefix>.*` or `*`: their shape checked here, each against the event catalog by
+  -- the CLI (src/domain/events-out.ts).
+  events text[] not null check (cardinality(events) between 1 and 50 and array_position(events, null) is null
+    and array_to_string(events, ' ') ~ '^(\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*))( (\*|[a-z][a-z_]*\.(\*|[a-z][a-z_]*)))*$'),
   description text check (length(description) <= 500 and is_safe_text(description)),
   allow_private boolean not null default false,
   state text not null default 'enabled' check (state in ('enabled', 'disabled', 'removed')),
@@ -28,6 +30,18 @@ create table webhook_endpoints (
   removed_at timestamptz,
   check ((state = 'removed') = (removed_at is not null))
 );
+
+-- A removed endpoint stays removed (its deliveries were failed with it); its other columns may
+-- still change (an attempt in flight when it was removed records its failure time).
+create function webhook_endpoints_removed_final() returns trigger language plpgsql as $$
+begin
+  if old.state = 'removed' and new.state <> 'removed' then
+    raise exception using errcode = 'HA000', message = format('conflict: endpoint %s was removed', old.id);
+  end if;
+  return new;
+end $$;
+create trigger webhook_endpoints_removed_final before update on webhook_endpoints
+  for each row execute function webhook_endpoints_removed_final();
 
 -- Secrets: the current one (expires_at null) and rotated ones, still signing until they expire.
 create table webhook_endpoint_secrets (

@@ -23,7 +23,7 @@ import { signedHeaders } from '../../src/intake/sign.ts';
 import { expireReservations } from '../../src/worker/tasks/expire-reservations.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase } from '../helpers/db.ts';
-import { BAD_ENDPOINT_URLS } from '../helpers/endpoint-urls.ts';
+import { BAD_ENDPOINT_URLS, PRIVATE_ENDPOINT_URLS } from '../helpers/endpoint-urls.ts';
 import { footprint } from '../helpers/footprint.ts';
 import { startTestIntake } from '../helpers/intake.ts';
 import { apply, mustApply, seedCatalog, silent } from '../helpers/seed.ts';
@@ -170,25 +170,6 @@ const BAD_KEYS: readonly [string, string][] = [
 ];
 const BAD_JSON_COUNTS = ['0', '-1', '1.5', '1e3', '2.0', '1E0', '"2"', 'null', 'true', '[1]', '1000001', '9223372036854775808', '1e400'];
 const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"', 'null', '-25998', '0x6590', '1000000000001', '1e400'];
-// Not public unicast, in every spelling: refused without --allow-private.
-const PRIVATE_ENDPOINT_URLS = [
-  'http://127.0.0.1/hook',
-  'http://localhost/hook',
-  'http://10.0.0.1/',
-  'http://172.16.0.1/',
-  'http://192.168.1.1/',
-  'http://169.254.169.254/latest/meta-data/',
-  'http://100.64.0.1/',
-  'http://0.0.0.0/',
-  'http://224.0.0.1/',
-  'http://[::1]/',
-  'http://[fc00::1]/',
-  'http://[fe80::1]/',
-  'http://[::ffff:127.0.0.1]/',
-  'http://2130706433/',
-  'http://0x7f000001/',
-  'http://127.1/',
-];
 const BAD_EVENT_PATTERNS = ['order.teleported', 'foo.*', '', ',', 'order.*,', 'order.', '*.*', 'ORDER.*', 'order'];
 const UNKNOWN_ENDPOINTS = [`ep_${'0'.repeat(24)}`, 'ep_nope'];
 const UNKNOWN_DELIVERIES = [`dlv_${'0'.repeat(32)}`, 'dlv_nope'];

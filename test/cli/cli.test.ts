@@ -68,6 +68,13 @@ describe('the CLI', () => {
       assert.equal(result.code, 2, `--concurrency ${JSON.stringify(bad)}`);
       assert.equal(parseError(result.stdout).error.code, 'invalid_input');
     }
+    for (const bad of ['0', '101', '1.5', 'many']) {
+      for (const command of ['worker', 'up']) {
+        const result = await runCli([command, '--delivery-concurrency', bad, '--json'], { env });
+        assert.equal(result.code, 2, `${command} --delivery-concurrency ${JSON.stringify(bad)}`);
+        assert.equal(parseError(result.stdout).error.code, 'invalid_input');
+      }
+    }
     const port = await runCli(['intake', '--port', '70000', '--json'], { env });
     assert.equal(port.code, 2);
   });

@@ -81,6 +81,20 @@ describe('the outbox in the database', () => {
     );
   });
 
+  test('an endpoint’s patterns are shaped as the CLI allows, and a removed endpoint stays removed, for SQL too', async () => {
+    await refused(
+      sql.unsafe`insert into webhook_endpoints (id, url, events) values ('ep_00000000000000000000000a', 'http://127.0.0.1:9/', '{"order.*", "DROP TABLE"}')`,
+      /webhook_endpoints_events_check|check constraint/,
+    );
+    await refused(
+      sql.unsafe`insert into webhook_endpoints (id, url, events) values ('ep_00000000000000000000000b', 'http://127.0.0.1:9/', '{"order.**"}')`,
+      /check constraint/,
+    );
+    const ep = await endpoint('http://127.0.0.1:9/gone');
+    await inTransaction(db.pool, (tx) => removeEndpoint(tx, ep.id, { actor: 't', reason: 'gone' }));
+    await refused(sql.unsafe`update webhook_endpoints set state = 'enabled', removed_at = null where id = ${ep.id}`, /was removed/);
+  });
+
   test('events are append-only', async () => {
     await refused(
       sql.unsafe`update outbound_events set type = 'order.confirmed' where type = 'order.pending'`,
