@@ -125,12 +125,17 @@ async function lockEndpoint(tx: DatabaseTransaction, id: string): Promise<Endpoi
 
 const SecretRow = z.object({ secret: z.string(), created_at: z.string(), expires_at: z.string().nullable() });
 
-/** The secrets that sign now: the current one and rotated ones not yet expired, newest first. */
+/**
+ * The secrets that sign now, of an endpoint named by `endpoint` (an id, or a column of the query it
+ * is part of): the current one and rotated ones not yet expired, current first, then newest.
+ */
+const liveSecretsOf = (endpoint: ReturnType<typeof sql.fragment>) => sql.fragment`
+  select s.secret, s.created_at, s.expires_at from webhook_endpoint_secrets s
+  where s.endpoint_id = ${endpoint} and (s.expires_at is null or s.expires_at > now())
+  order by s.expires_at is null desc, s.created_at desc`;
+
 export async function liveSecrets(db: Queryable, endpointId: string): Promise<readonly z.infer<typeof SecretRow>[]> {
-  return db.any(sql.type(SecretRow)`
-    select secret, created_at, expires_at from webhook_endpoint_secrets
-    where endpoint_id = ${endpointId} and (expires_at is null or expires_at > now())
-    order by expires_at is null desc, created_at desc`);
+  return db.any(sql.type(SecretRow)`${liveSecretsOf(sql.fragment`${endpointId}`)}`);
 }
 
 export type EndpointSummary = EndpointRow & {
@@ -459,9 +464,7 @@ export type AttemptTarget = z.infer<typeof AttemptTarget>;
 export async function attemptTarget(db: Queryable, id: string): Promise<AttemptTarget | null> {
   return db.maybeOne(sql.type(AttemptTarget)`
     select d.id, d.state, d.attempts, d.round_start, d.endpoint_id, p.state as endpoint_state, p.url, p.allow_private,
-           array(select s.secret from webhook_endpoint_secrets s
-                 where s.endpoint_id = p.id and (s.expires_at is null or s.expires_at > now())
-                 order by s.expires_at is null desc, s.created_at desc) as secrets,
+           array(select l.secret from (${liveSecretsOf(sql.fragment`p.id`)}) l) as secrets,
            (select value from settings where key = 'webhook_timeout_ms') as timeout_setting,
            (select value from settings where key = 'webhook_retry_second_ms') as second_setting,
            json_build_object('id', e.id, 'type', e.type, 'sequence', e.sequence, 'data', e.data,
