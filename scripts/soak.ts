@@ -154,7 +154,9 @@ const workers: ChildProcess[] = [];
 let finishing = false;
 const startWorkerAt = (i: number) => {
   workers[i] = service(['worker', '--concurrency', '4'], () => {
-    if (!finishing) setTimeout(() => startWorkerAt(i), 1_000); // not in a hot loop
+    // Not in a hot loop; and not once the soak has begun stopping its services (a replacement
+    // started then would never be stopped, and the soak would never exit).
+    if (!finishing) setTimeout(() => finishing || startWorkerAt(i), 1_000);
   });
 };
 /** Stops a service with SIGTERM and waits: it must exit 0 (a clean shutdown) within 90 s. */

@@ -220,22 +220,6 @@ async function startLane(options: WorkerOptions, lane: Lane): Promise<RunningWor
         worker: {
           completeJobBatchDelay: 0,
           failJobBatchDelay: 0,
-          // The delivery lane fetches its jobs in batches (graphile-worker's local queue: it ignores
-          // forbiddenFlags, which only the command lane uses). Every job added notifies every
-          // runner, whatever its task; with a refetch delay an idle delivery lane polls about every
-          // 100 ms instead of answering each notification of a command job with 8 queries.
-          ...(lane.lane === 'deliveries'
-            ? {
-                localQueue: {
-                  size: options.concurrency * 2,
-                  refetchDelay: {
-                    durationMs: Math.min(100, options.pollIntervalMs ?? 2_000),
-                    threshold: 0,
-                    maxAbortThreshold: Number.POSITIVE_INFINITY,
-                  },
-                },
-              }
-            : {}),
         },
       },
     });
