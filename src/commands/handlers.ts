@@ -9,7 +9,26 @@ import type { CommandOf, CommandType, Outcome, OutcomeError } from '../domain/co
 import { decideStockChange } from '../domain/inventory/decide-stock-change.ts';
 import { type Currency, moneyJson } from '../domain/money.ts';
 import type { Logger } from '../log.ts';
-import { applyCancel, applyConfirm, applyPlace, applySimpleMove, precheckConfirm, precheckMove, precheckPlace } from './order-handlers.ts';
+import {
+  applyCancel,
+  applyConfirmCod,
+  applyDeliver,
+  applyRefund,
+  applyReturnReceive,
+  applyReturnReject,
+  applyReturnRequest,
+  applyShip,
+  precheckCancel,
+  precheckConfirmCod,
+  precheckDeliver,
+  precheckRefund,
+  precheckReturnReceive,
+  precheckReturnReject,
+  precheckReturnRequest,
+  precheckShip,
+  shipmentHandlers,
+} from './lifecycle-handlers.ts';
+import { applyConfirm, applyPlace, precheckConfirm, precheckPlace } from './order-handlers.ts';
 import { fail, refuse } from './outcome.ts';
 import { stockJson } from './stock-json.ts';
 
@@ -99,24 +118,15 @@ export const handlers: { readonly [T in CommandType]: Handler<T> } = {
   },
   'order.place': { precheck: precheckPlace, apply: applyPlace },
   'order.confirm': { precheck: precheckConfirm, apply: applyConfirm },
-  'order.ship': {
-    precheck: (db, p) => precheckMove(db, p.order, 'shipped'),
-    apply: (tx, p, c) =>
-      applySimpleMove(tx, p.order, 'shipped', {
-        ...c,
-        reason: p.tracking ? `tracking ${p.tracking}` : null,
-        ...(p.tracking ? { tracking: p.tracking } : {}),
-      }),
-  },
-  'order.deliver': {
-    precheck: (db, p) => precheckMove(db, p.order, 'delivered'),
-    apply: (tx, p, c) => applySimpleMove(tx, p.order, 'delivered', { ...c, reason: null }),
-  },
-  'order.cancel': { precheck: (db, p) => precheckMove(db, p.order, 'cancelled'), apply: applyCancel },
-  'order.refund': {
-    precheck: (db, p) => precheckMove(db, p.order, 'refunded'),
-    apply: (tx, p, c) => applySimpleMove(tx, p.order, 'refunded', { ...c, reason: p.reason }),
-  },
+  'order.confirm_cod': { precheck: precheckConfirmCod, apply: applyConfirmCod },
+  'order.ship': { precheck: precheckShip, apply: applyShip },
+  'order.deliver': { precheck: precheckDeliver, apply: applyDeliver },
+  'order.cancel': { precheck: precheckCancel, apply: applyCancel },
+  'order.refund': { precheck: precheckRefund, apply: applyRefund },
+  ...shipmentHandlers,
+  'return.request': { precheck: precheckReturnRequest, apply: applyReturnRequest },
+  'return.receive': { precheck: precheckReturnReceive, apply: applyReturnReceive },
+  'return.reject': { precheck: precheckReturnReject, apply: applyReturnReject },
 };
 
 export function handlerFor<T extends CommandType>(command: CommandOf<T>): Handler<T> {

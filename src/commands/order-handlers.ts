@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { findSku } from '../db/catalog.ts';
 import { type CommandRef, lockStock } from '../db/inventory.ts';
-import { captureOrder, findPayment, recordPayment, reverseOrder, type UnappliedReason } from '../db/ledger.ts';
+import { captureOrder, findPayment, recordPayment, type UnappliedReason } from '../db/ledger.ts';
 import {
   closeOrderReservations,
   findOrder,
@@ -19,7 +19,6 @@ import {
   OrderRow,
   orderColumns as orderColumnsFragment,
   orderItems,
-  restockOrder,
 } from '../db/orders.ts';
 import type { DatabaseTransaction, Queryable } from '../db/pool.ts';
 import { readSetting } from '../db/settings.ts';
@@ -34,22 +33,81 @@ import { fail, refuse } from './outcome.ts';
 
 export type OrderContext = { readonly command: CommandRef; readonly actor: string; readonly final?: boolean };
 
+const int = z
+  .string()
+  .regex(/^-?[0-9]+$/)
+  .transform((v) => BigInt(v));
+const LifecycleItems = z.array(z.object({ sku: z.string(), qty: int }));
+/** order_lifecycle() (sql/committed/000015.sql): what happened to the order past pending. */
+export const Lifecycle = z.object({
+  lines: z.array(z.object({ sku: z.string(), cancelled: int, shipped: int, delivered: int, rto: int, returned: int })),
+  refunded: int,
+  shipments: z.array(
+    z.object({
+      id: z.string(),
+      ref: z.string(),
+      tracking: z.string().nullable(),
+      courier: z.string(),
+      state: z.string(),
+      created_at: z.string(),
+      items: LifecycleItems,
+    }),
+  ),
+  returns: z.array(
+    z.object({
+      id: z.string(),
+      ref: z.string(),
+      state: z.string(),
+      reason: z.string(),
+      disposition: z.string().nullable(),
+      created_at: z.string(),
+      items: LifecycleItems,
+    }),
+  ),
+});
+
+const NO_COUNTS = { cancelled: 0n, shipped: 0n, delivered: 0n, rto: 0n, returned: 0n };
+const isoTime = (t: string) => new Date(t).toISOString();
+
 export function orderJson(order: OrderRow, items: readonly OrderItemRow[]) {
   const currency = order.currency as Currency;
+  const life = order.lifecycle === null ? null : Lifecycle.parse(JSON.parse(order.lifecycle));
+  const counts = new Map(life?.lines.map(({ sku, ...c }) => [sku, c]) ?? []);
   return {
     id: order.id,
     ref: order.ref,
     state: order.state,
     buyer: order.buyer,
     currency,
+    payment_method: order.payment_method,
     items: items.map((i) => ({
       sku: i.sku,
       qty: i.qty,
       unit_price: moneyJson({ amount: i.unit_price, currency }),
       total: moneyJson({ amount: i.total, currency }),
+      ...(counts.get(i.sku) ?? NO_COUNTS),
     })),
     total: moneyJson({ amount: order.total_amount, currency }),
+    refunded: moneyJson({ amount: life?.refunded ?? 0n, currency }),
     expires_at: order.state === 'pending' ? order.expires_at : null,
+    shipments: (life?.shipments ?? []).map((s) => ({
+      id: s.id,
+      ref: s.ref,
+      tracking: s.tracking,
+      courier: s.courier,
+      state: s.state,
+      items: s.items,
+      created_at: isoTime(s.created_at),
+    })),
+    returns: (life?.returns ?? []).map((r) => ({
+      id: r.id,
+      ref: r.ref,
+      state: r.state,
+      items: r.items,
+      reason: r.reason,
+      disposition: r.disposition,
+      created_at: isoTime(r.created_at),
+    })),
     ...(order.reject_reason ? { reject_reason: order.reject_reason } : {}),
     ...(order.requested_items ? { requested_items: requestedItems(order.requested_items) } : {}),
     ...(order.payment_ref ? { payment_ref: order.payment_ref } : {}),
@@ -125,6 +183,7 @@ type Draft = {
   readonly buyer: string;
   readonly currency: string;
   readonly state: 'pending' | 'rejected';
+  readonly paymentMethod: 'prepaid' | 'cod';
   readonly items: readonly { sku: string; qty: bigint; unitPrice: bigint }[];
   readonly splits: readonly SellerSplit[];
   readonly total: bigint;
@@ -215,6 +274,7 @@ export async function applyPlaces(tx: DatabaseTransaction, placements: readonly 
       buyer: p.buyer,
       currency,
       state: decision.ok ? 'pending' : 'rejected',
+      paymentMethod: p.payment_method ?? 'prepaid',
       items,
       splits,
       total,
@@ -267,15 +327,16 @@ async function insertOrders(
   const ids = new Map(
     (
       await tx.any(sql.type(z.object({ id: z.string(), ref: z.string() }))`
-        insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, snapshot_hash, expires_at)
+        insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, snapshot_hash, expires_at, payment_method)
         select t.ref, t.buyer, t.currency, t.state, t.total, t.reason, ${settings.commissionBps}, t.hash,
-               case when t.state = 'pending' then now() + make_interval(secs => ${settings.ttlSeconds}) end
+               case when t.state = 'pending' then now() + make_interval(secs => ${settings.ttlSeconds}) end, t.method
         from unnest(${text((d) => d.ref)}, ${text((d) => d.buyer)}, ${text((d) => d.currency)}, ${text((d) => d.state)},
                     ${sql.array(
                       drafts.map((d) => d.total.toString()),
                       'int8',
-                    )}, ${text((d) => (d.state === 'rejected' ? 'insufficient_stock' : null))}, ${text((d) => d.snapshotHash)})
-             with ordinality as t(ref, buyer, currency, state, total, reason, hash, n)
+                    )}, ${text((d) => (d.state === 'rejected' ? 'insufficient_stock' : null))}, ${text((d) => d.snapshotHash)},
+                    ${text((d) => d.paymentMethod)})
+             with ordinality as t(ref, buyer, currency, state, total, reason, hash, method, n)
         order by t.n
         returning id::text as id, ref`)
     ).map((r) => [r.ref, r.id]),
@@ -399,7 +460,12 @@ async function rejectUnpriced(tx: DatabaseTransaction, p: PlacePayload, refusal:
       'text',
     )}) order by code limit 1`);
   const currency = p.currency ?? known ?? 'INR';
-  const rejected = await insertUnpricedRejection(tx, { ref, buyer: p.buyer, currency, rejectReason: reason }, lines, context);
+  const rejected = await insertUnpricedRejection(
+    tx,
+    { ref, buyer: p.buyer, currency, rejectReason: reason, paymentMethod: p.payment_method ?? 'prepaid' },
+    lines,
+    context,
+  );
   return fail(
     refuse(refusal.code, `${refusal.message}; order ${ref} recorded as rejected (${reason})`, {
       ...refusal.details,
@@ -407,17 +473,6 @@ async function rejectUnpriced(tx: DatabaseTransaction, p: PlacePayload, refusal:
       order: orderJson(rejected, []),
     }),
   );
-}
-
-/** Locks the order and checks the move; returns the order or the refusal. */
-async function lockForMove(tx: DatabaseTransaction, key: string, to: OrderState): Promise<{ order: OrderRow } | { error: OutcomeError }> {
-  const order = await lockOrder(tx, key);
-  if (!order) return { error: refuse('not_found', `order not found: ${key}`, { order: key }) };
-  if (!isOrderState(order.state)) throw new Error(`order ${order.id} has unknown state ${order.state}`);
-  const decision = decideTransition(order.state, to);
-  if (!decision.ok)
-    return { error: refuse(decision.code, `order ${order.ref}: ${decision.message}`, { order: order.ref, ...decision.details }) };
-  return { order };
 }
 
 /**
@@ -515,49 +570,5 @@ export async function applyConfirm(
     set: { payment_ref: p.payment_ref },
   });
   await captureOrder(tx, { id: order.id, currency: order.currency, total: order.total_amount }, context.command);
-  return orderOutcome(tx, moved);
-}
-
-export async function applySimpleMove(
-  tx: DatabaseTransaction,
-  key: string,
-  to: 'shipped' | 'delivered' | 'refunded',
-  context: OrderContext & { reason: string | null; tracking?: string },
-): Promise<Outcome> {
-  const locked = await lockForMove(tx, key, to);
-  if ('error' in locked) return fail(locked.error);
-  if (to === 'refunded') await reverseOrder(tx, { id: locked.order.id, currency: locked.order.currency }, 'refund', context.command);
-  const moved = await moveOrder(tx, locked.order, to, {
-    actor: context.actor,
-    reason: context.reason,
-    command: context.command,
-    ...(context.tracking ? { set: { tracking: context.tracking } } : {}),
-  });
-  return orderOutcome(tx, moved);
-}
-
-export async function applyCancel(
-  tx: DatabaseTransaction,
-  p: CommandOf<'order.cancel'>['payload'],
-  context: OrderContext,
-): Promise<Outcome> {
-  const locked = await lockForMove(tx, p.order, 'cancelled');
-  if ('error' in locked) return fail(locked.error);
-  const { order } = locked;
-  if (p.only_from !== undefined && order.state !== p.only_from) {
-    return fail(
-      refuse('transition_not_allowed', `order ${order.ref}: a failed payment cancels only a ${p.only_from} order; it is ${order.state}`, {
-        order: order.ref,
-        from: order.state,
-        to: 'cancelled',
-      }),
-    );
-  }
-  if (order.state === 'pending') await closeOrderReservations(tx, order.id, 'released', context.command);
-  else {
-    await restockOrder(tx, order.id, context.command);
-    await reverseOrder(tx, { id: order.id, currency: order.currency }, 'cancellation', context.command);
-  }
-  const moved = await moveOrder(tx, order, 'cancelled', { actor: context.actor, reason: p.reason, command: context.command });
   return orderOutcome(tx, moved);
 }

@@ -57,7 +57,7 @@ export async function postEntry(
   tx: DatabaseTransaction,
   entry: {
     orderId: string;
-    kind: 'capture' | 'cancellation' | 'refund';
+    kind: 'capture' | 'cancellation' | 'refund' | 'delivery';
     currency: string;
     postings: readonly Posting[];
     command: CommandRef;
@@ -88,6 +88,10 @@ export async function captureOrder(
   const splits = await tx.any(sql.type(z.object({ seller: z.string(), commission: z.bigint(), payout: z.bigint() }))`
     select seller, commission, payout from order_seller_splits where order_id = ${order.id}::uuid order by seller`);
   const commission = splits.reduce((sum, s) => sum + s.commission, 0n);
+  // Each seller's money captured whole: the commission kept is then the frozen one (the same rule).
+  await tx.query(sql.unsafe`
+    update order_seller_splits set captured = subtotal, commission_kept = commission
+    where order_id = ${order.id}::uuid and captured = 0 and refunded = 0`);
   await postEntry(tx, {
     orderId: order.id,
     kind: 'capture',

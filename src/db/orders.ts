@@ -29,6 +29,9 @@ export const OrderRow = z.object({
   snapshot_hash: z.string().nullable(),
   /** A rejected order that could not be priced: the lines as asked (JSON text), else null. */
   requested_items: z.string().nullable(),
+  payment_method: z.string(),
+  /** Past pending: order_lifecycle() as JSON text (lines' counts, refunded, shipments, returns), else null. */
+  lifecycle: z.string().nullable(),
 });
 export type OrderRow = z.infer<typeof OrderRow>;
 
@@ -48,7 +51,8 @@ export type TransitionRow = z.infer<typeof TransitionRow>;
 export const orderColumns = sql.fragment`id::text as id, ref, buyer, currency, state, total_amount, reject_reason, expires_at, payment_ref, tracking, created_at, commission_bps, snapshot_hash,
   case when state = 'rejected' then (
     select json_agg(json_build_object('sku', r.sku, 'qty', r.qty::text) order by r.line)::text
-    from order_requested_items r where r.order_id = orders.id) end as requested_items`;
+    from order_requested_items r where r.order_id = orders.id) end as requested_items,
+  payment_method, case when state in ('pending', 'expired', 'rejected') then null else order_lifecycle(orders)::text end as lifecycle`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Whether an order key reads as an order's id (findOrder then matches it against ids too). */
@@ -104,13 +108,19 @@ export type RejectReason = 'insufficient_stock' | 'unknown_sku' | 'currency_mism
  */
 export async function insertUnpricedRejection(
   tx: DatabaseTransaction,
-  order: { ref: string; buyer: string; currency: string; rejectReason: Exclude<RejectReason, 'insufficient_stock'> },
+  order: {
+    ref: string;
+    buyer: string;
+    currency: string;
+    rejectReason: Exclude<RejectReason, 'insufficient_stock'>;
+    paymentMethod: 'prepaid' | 'cod';
+  },
   lines: readonly { sku: string; qty: bigint }[],
   meta: { actor: string; command: CommandRef },
 ): Promise<OrderRow> {
   const row = await tx.one(sql.type(z.object({ id: z.string() }))`
-    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps)
-    values (${order.ref}, ${order.buyer}, ${order.currency}, 'rejected', 0, ${order.rejectReason}, 0)
+    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, payment_method)
+    values (${order.ref}, ${order.buyer}, ${order.currency}, 'rejected', 0, ${order.rejectReason}, 0, ${order.paymentMethod})
     returning id::text as id`);
   await tx.query(sql.unsafe`
     insert into order_requested_items (order_id, line, sku, qty)

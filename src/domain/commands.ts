@@ -63,6 +63,23 @@ export const OrderKey = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be an order id or ref');
 export const OrderRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "ref: letters, digits, '_', '.', '-' (1–64)");
 
+export const PaymentMethod = z.enum(['prepaid', 'cod'], { error: "payment_method must be 'prepaid' or 'cod'" });
+
+/** Some units of an order's lines (duplicate SKUs add up). */
+const Units = z
+  .array(z.strictObject({ sku: SkuCode, qty: Quantity }))
+  .min(1, 'at least one item')
+  .max(MAX_ORDER_ITEMS, `at most ${MAX_ORDER_ITEMS} items`);
+
+/** A shipment's or return's own reference. */
+export const LifecycleRef = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "ref: letters, digits, '_', '.', '-' (1–64)");
+/** A shipment named by its id, ref or tracking number. */
+export const ShipmentKey = z.string().regex(/^[ -~]{1,200}$/, 'must be a shipment id, ref or tracking number (printable ASCII, 1–200)');
+/** A courier's handle, as ledger accounts name it (cod_receivable:<courier>). */
+export const Courier = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "courier: lower-case letters, digits and '-' (1–63), e.g. delhivery");
+/** A positive amount in minor units. */
+const PositiveAmount = Price.refine((raw) => !/^0+$/.test(raw), 'must be more than 0');
+
 export const OrderPlace = z.object({
   type: z.literal('order.place'),
   payload: z.strictObject({
@@ -74,27 +91,76 @@ export const OrderPlace = z.object({
       .array(z.strictObject({ sku: SkuCode, qty: Quantity }))
       .min(1, 'an order needs at least one item')
       .max(MAX_ORDER_ITEMS, `an order holds at most ${MAX_ORDER_ITEMS} items`),
+    /** Cash on delivery: confirmed without a payment, paid to the courier at the door. */
+    payment_method: PaymentMethod.optional(),
   }),
 });
 export const OrderConfirm = z.object({
   type: z.literal('order.confirm'),
   payload: z.strictObject({ order: OrderKey, payment_ref: Text(200), amount: Price, currency: CurrencyCode.optional() }),
 });
+/** A cash-on-delivery order confirmed without a payment: its money is frozen, nothing captured. */
+export const OrderConfirmCod = z.object({ type: z.literal('order.confirm_cod'), payload: z.strictObject({ order: OrderKey }) });
 export const OrderShip = z.object({
   type: z.literal('order.ship'),
-  payload: z.strictObject({ order: OrderKey, tracking: Text(200).optional() }),
+  payload: z.strictObject({
+    order: OrderKey,
+    tracking: Text(200).optional(),
+    /** Without items: every unit still to send. */
+    items: Units.optional(),
+    shipment_ref: LifecycleRef.optional(),
+    courier: Courier.optional(),
+  }),
 });
-export const OrderDeliver = z.object({ type: z.literal('order.deliver'), payload: z.strictObject({ order: OrderKey }) });
+export const OrderDeliver = z.object({
+  type: z.literal('order.deliver'),
+  /** Without tracking or shipment_ref: every shipment of the order on its way. */
+  payload: z.strictObject({ order: OrderKey, tracking: Text(200).optional(), shipment_ref: LifecycleRef.optional() }),
+});
 export const OrderCancel = z.object({
   type: z.literal('order.cancel'),
   payload: z.strictObject({
     order: OrderKey,
     reason: Text(500),
+    /** Without items: every unit not yet dispatched. */
+    items: Units.optional(),
     /** A failed payment cancels only an order still awaiting payment (never a paid one). */
     only_from: z.literal('pending').optional(),
   }),
 });
-export const OrderRefund = z.object({ type: z.literal('order.refund'), payload: z.strictObject({ order: OrderKey, reason: Text(500) }) });
+export const OrderRefund = z.object({
+  type: z.literal('order.refund'),
+  payload: z.strictObject({ order: OrderKey, reason: Text(500), items: Units.optional(), amount: PositiveAmount.optional() }),
+});
+
+const shipmentMove = <T extends string>(type: T) =>
+  z.object({
+    type: z.literal(type),
+    payload: z.strictObject({
+      shipment: ShipmentKey,
+      /** The order it belongs to (webhooks name it; it narrows a tracking number shared by orders). */
+      order: OrderKey.optional(),
+      reason: Text(500).optional(),
+    }),
+  });
+export const ShipmentDeliver = shipmentMove('shipment.deliver');
+export const ShipmentFail = shipmentMove('shipment.fail');
+export const ShipmentReattempt = shipmentMove('shipment.reattempt');
+export const ShipmentRto = shipmentMove('shipment.rto');
+export const ShipmentRtoReceive = shipmentMove('shipment.rto_receive');
+
+export const ReturnRequest = z.object({
+  type: z.literal('return.request'),
+  payload: z.strictObject({ order: OrderKey, items: Units, reason: Text(500), ref: LifecycleRef.optional() }),
+});
+export const ReturnReceive = z.object({
+  type: z.literal('return.receive'),
+  payload: z.strictObject({ return: ShipmentKey, disposition: z.enum(['restock', 'write_off']), reason: Text(500) }),
+});
+export const ReturnReject = z.object({
+  type: z.literal('return.reject'),
+  payload: z.strictObject({ return: ShipmentKey, reason: Text(500) }),
+});
 
 export const Command = z.discriminatedUnion('type', [
   SellerAdd,
@@ -103,10 +169,19 @@ export const Command = z.discriminatedUnion('type', [
   StockAdjust,
   OrderPlace,
   OrderConfirm,
+  OrderConfirmCod,
   OrderShip,
   OrderDeliver,
   OrderCancel,
   OrderRefund,
+  ShipmentDeliver,
+  ShipmentFail,
+  ShipmentReattempt,
+  ShipmentRto,
+  ShipmentRtoReceive,
+  ReturnRequest,
+  ReturnReceive,
+  ReturnReject,
 ]);
 export type Command = z.infer<typeof Command>;
 export type CommandType = Command['type'];

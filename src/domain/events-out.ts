@@ -1,8 +1,16 @@
 // The outbound event catalog (docs/webhooks-out.md, Events out) and the patterns an endpoint
 // subscribes with: `*`, an exact type, or `<prefix>.*` for a prefix some type has.
+import { returnStates } from './orders/returns.ts';
+import { shipmentStates } from './orders/shipments.ts';
 import { orderStates } from './orders/states.ts';
 
-export const outboundEventTypes: readonly string[] = [...orderStates.map((s) => `order.${s}`), 'payment.unapplied'];
+export const outboundEventTypes: readonly string[] = [
+  ...orderStates.map((s) => `order.${s}`),
+  'payment.unapplied',
+  ...shipmentStates.map((s) => `shipment.${s}`),
+  ...returnStates.map((s) => `return.${s}`),
+  'refund.issued',
+];
 
 const prefixes = new Set(outboundEventTypes.map((t) => t.slice(0, t.indexOf('.'))));
 

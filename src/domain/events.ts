@@ -12,6 +12,11 @@ const JsonInteger = z
   .transform((v) => v.toString());
 
 const ref = z.string().min(1).max(64);
+const tracking = z.string().min(1).max(200);
+const items = z
+  .array(z.strictObject({ sku: z.string(), qty: JsonInteger }))
+  .min(1)
+  .max(100);
 
 export const eventSchemas = {
   'order.placed': {
@@ -20,10 +25,8 @@ export const eventSchemas = {
       ref,
       buyer: z.string().min(1).max(200),
       currency: z.string(),
-      items: z
-        .array(z.strictObject({ sku: z.string(), qty: JsonInteger }))
-        .min(1)
-        .max(100),
+      items,
+      payment_method: z.enum(['prepaid', 'cod']).optional(),
     }),
   },
   'payment.captured': {
@@ -34,8 +37,28 @@ export const eventSchemas = {
     source: 'payments',
     data: z.strictObject({ order_ref: ref, payment_ref: z.string().min(1).max(200), reason: z.string().min(1).max(200) }),
   },
-  'shipment.dispatched': { source: 'logistics', data: z.strictObject({ order_ref: ref, tracking: z.string().min(1).max(200) }) },
-  'shipment.delivered': { source: 'logistics', data: z.strictObject({ order_ref: ref }) },
+  'shipment.dispatched': {
+    source: 'logistics',
+    data: z.strictObject({
+      order_ref: ref,
+      tracking,
+      items: items.optional(),
+      shipment_ref: ref.optional(),
+      courier: z.string().min(1).max(63).optional(),
+    }),
+  },
+  'shipment.delivered': {
+    source: 'logistics',
+    data: z.strictObject({ order_ref: ref, tracking: tracking.optional(), shipment_ref: ref.optional() }),
+  },
+  'shipment.failed': { source: 'logistics', data: z.strictObject({ order_ref: ref, tracking, reason: z.string().min(1).max(500) }) },
+  'shipment.rto_initiated': { source: 'logistics', data: z.strictObject({ order_ref: ref, tracking }) },
+  'shipment.rto_delivered': { source: 'logistics', data: z.strictObject({ order_ref: ref, tracking }) },
+  'return.requested': {
+    source: 'storefront',
+    data: z.strictObject({ order_ref: ref, return_ref: ref, items: items, reason: z.string().min(1).max(500) }),
+  },
+  'order.confirmed': { source: 'storefront', data: z.strictObject({ order_ref: ref }) },
 } as const;
 export type EventType = keyof typeof eventSchemas;
 
@@ -61,7 +84,10 @@ export function eventToCommand(source: Source, body: unknown): { ok: true; event
   const command = ((): { type: Command['type']; payload: unknown } => {
     switch (type as EventType) {
       case 'order.placed':
-        return { type: 'order.place', payload: { ref: d.ref, buyer: d.buyer, currency: d.currency, items: d.items } };
+        return {
+          type: 'order.place',
+          payload: { ref: d.ref, buyer: d.buyer, currency: d.currency, items: d.items, payment_method: d.payment_method },
+        };
       case 'payment.captured':
         return {
           type: 'order.confirm',
@@ -74,9 +100,22 @@ export function eventToCommand(source: Source, body: unknown): { ok: true; event
           payload: { order: d.order_ref, reason: `payment ${d.payment_ref} failed: ${d.reason}`, only_from: 'pending' },
         };
       case 'shipment.dispatched':
-        return { type: 'order.ship', payload: { order: d.order_ref, tracking: d.tracking } };
+        return {
+          type: 'order.ship',
+          payload: { order: d.order_ref, tracking: d.tracking, items: d.items, shipment_ref: d.shipment_ref, courier: d.courier },
+        };
       case 'shipment.delivered':
-        return { type: 'order.deliver', payload: { order: d.order_ref } };
+        return { type: 'order.deliver', payload: { order: d.order_ref, tracking: d.tracking, shipment_ref: d.shipment_ref } };
+      case 'shipment.failed':
+        return { type: 'shipment.fail', payload: { order: d.order_ref, shipment: d.tracking, reason: d.reason } };
+      case 'shipment.rto_initiated':
+        return { type: 'shipment.rto', payload: { order: d.order_ref, shipment: d.tracking } };
+      case 'shipment.rto_delivered':
+        return { type: 'shipment.rto_receive', payload: { order: d.order_ref, shipment: d.tracking } };
+      case 'return.requested':
+        return { type: 'return.request', payload: { order: d.order_ref, ref: d.return_ref, items: d.items, reason: d.reason } };
+      case 'order.confirmed':
+        return { type: 'order.confirm_cod', payload: { order: d.order_ref } };
     }
   })();
   return { ok: true, event: { type: type as EventType, command } };

@@ -29,6 +29,8 @@ const FixedOrder = z.object({
   commission_bps: z.number(),
   snapshot_hash: z.string().nullable(),
   requested_items: z.string().nullable(),
+  // Events written before the lifecycle (migration 000015) have no payment method: prepaid then.
+  payment_method: z.string().default('prepaid'),
   items: z.array(z.object({ sku: z.string(), qty: bigintText, unit_price: bigintText, total: bigintText })),
 });
 
@@ -38,12 +40,19 @@ const OrderState = z.object({
   expires_at: isoTime.nullable(),
   payment_ref: z.string().nullable(),
   tracking: z.string().nullable(),
+  // Past pending (order_lifecycle()): the lines' counts, refunded, shipments and returns.
+  lines: z.array(z.unknown()).optional(),
+  refunded: z.string().optional(),
+  shipments: z.array(z.unknown()).optional(),
+  returns: z.array(z.unknown()).optional(),
 });
 
 function renderOrder(fixed: unknown, atEvent: unknown) {
   const { items, ...row } = FixedOrder.parse(fixed);
+  const { lines, refunded, shipments, returns, ...state } = OrderState.parse(atEvent);
+  const lifecycle = lines === undefined ? null : JSON.stringify({ lines, refunded, shipments, returns });
   return orderJson(
-    OrderRow.parse({ ...row, ...OrderState.parse(atEvent) }),
+    OrderRow.parse({ ...row, ...state, lifecycle }),
     items.map((i) => OrderItemRow.parse(i)),
   );
 }

@@ -38,6 +38,13 @@ export const commandGroups: readonly CommandGroup[] = [
     load: async () => (await import('./orders.ts')).registerOrderCommands,
   },
   {
+    commands: {
+      shipment: 'shipments: delivered, failed at the door, sent again, returned to origin',
+      return: 'returns: requested, received (restocked or written off), rejected',
+    },
+    load: async () => (await import('./lifecycle.ts')).registerLifecycleCommands,
+  },
+  {
     commands: { payments: 'payments', ledger: 'the double-entry ledger' },
     load: async () => (await import('./money.ts')).registerMoneyCommands,
   },

@@ -17,27 +17,44 @@ import { requireValue } from '../prompts.ts';
 import { runWrite, type WriteOptions, writeOptions } from '../write.ts';
 
 type Money = { amount: bigint | number; currency: string };
-type OrderJson = {
+type Units = { sku: string; qty: bigint | number }[];
+type Counts = {
+  cancelled: bigint | number;
+  shipped: bigint | number;
+  delivered: bigint | number;
+  rto: bigint | number;
+  returned: bigint | number;
+};
+export type OrderJson = {
   id: string;
   ref: string;
   state: string;
   buyer: string;
-  items: { sku: string; qty: bigint | number; unit_price: Money; total: Money }[];
+  payment_method: string;
+  items: ({ sku: string; qty: bigint | number; unit_price: Money; total: Money } & Counts)[];
   total: Money;
+  refunded: Money;
   expires_at: string | null;
+  shipments: { ref: string; tracking: string | null; courier: string; state: string; items: Units }[];
+  returns: { ref: string; state: string; items: Units; reason: string; disposition: string | null }[];
   reject_reason?: string;
-  requested_items?: { sku: string; qty: bigint | number }[];
+  requested_items?: Units;
 };
+
+const units = (items: Units) => items.map((i) => `${i.sku}×${i.qty}`).join(', ');
 
 const money = (m: Money) => formatMoney({ amount: BigInt(m.amount), currency: m.currency as Currency });
 
-function renderOrder(o: OrderJson): string {
+export function renderOrder(o: OrderJson): string {
+  const past = o.state !== 'pending' && o.state !== 'rejected' && o.state !== 'expired';
   return [
     keyValues([
       ['order', `${o.ref} (${o.id})`],
       ['state', o.state + (o.reject_reason ? ` (${o.reject_reason})` : '')],
       ['buyer', o.buyer],
+      ['payment', o.payment_method === 'cod' ? 'cash on delivery' : 'prepaid'],
       ['total', money(o.total)],
+      ...(BigInt(o.refunded.amount) > 0n ? [['refunded', money(o.refunded)] as const] : []),
       ...(o.expires_at ? [['expires at', humanTime(o.expires_at)] as const] : []),
     ]),
     o.requested_items
@@ -45,20 +62,51 @@ function renderOrder(o: OrderJson): string {
           ['SKU (AS ASKED)', 'QTY'],
           o.requested_items.map((i) => [i.sku, String(i.qty)]),
         )
-      : table(
-          ['SKU', 'QTY', 'UNIT PRICE', 'TOTAL'],
-          o.items.map((i) => [i.sku, String(i.qty), money(i.unit_price), money(i.total)]),
-        ),
+      : past
+        ? table(
+            ['SKU', 'QTY', 'UNIT PRICE', 'TOTAL', 'CANCELLED', 'SHIPPED', 'DELIVERED', 'RTO', 'RETURNED'],
+            o.items.map((i) => [
+              i.sku,
+              String(i.qty),
+              money(i.unit_price),
+              money(i.total),
+              String(i.cancelled),
+              String(i.shipped),
+              String(i.delivered),
+              String(i.rto),
+              String(i.returned),
+            ]),
+          )
+        : table(
+            ['SKU', 'QTY', 'UNIT PRICE', 'TOTAL'],
+            o.items.map((i) => [i.sku, String(i.qty), money(i.unit_price), money(i.total)]),
+          ),
+    ...(o.shipments.length > 0
+      ? [
+          table(
+            ['SHIPMENT', 'STATE', 'COURIER', 'TRACKING', 'ITEMS'],
+            o.shipments.map((x) => [x.ref, x.state, x.courier, x.tracking ?? '', units(x.items)]),
+          ),
+        ]
+      : []),
+    ...(o.returns.length > 0
+      ? [
+          table(
+            ['RETURN', 'STATE', 'ITEMS', 'REASON'],
+            o.returns.map((x) => [x.ref, x.state + (x.disposition ? ` (${x.disposition})` : ''), units(x.items), x.reason]),
+          ),
+        ]
+      : []),
   ].join('\n');
 }
 
-function parseItem(raw: string): { sku: string; qty: string } {
+export function parseItem(raw: string): { sku: string; qty: string } {
   const at = raw.lastIndexOf(':');
   if (at <= 0) throw invalidInput(`--item must be <sku>:<qty>, got ${JSON.stringify(raw)}`, { item: raw });
   return { sku: raw.slice(0, at), qty: raw.slice(at + 1) };
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function stateOption(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
@@ -66,11 +114,11 @@ function stateOption(raw: string | undefined): string | undefined {
   return raw;
 }
 
-async function orderKeyArg(deps: Deps, raw: string | undefined): Promise<string> {
+export async function orderKeyArg(deps: Deps, raw: string | undefined): Promise<string> {
   return OrderKey.parse(await requireValue(deps.prompter, raw, { name: 'order', message: 'Order id or ref' }));
 }
 
-async function write(deps: Deps, type: string, payload: Record<string, unknown>, opts: WriteOptions): Promise<void> {
+export async function write(deps: Deps, type: string, payload: Record<string, unknown>, opts: WriteOptions): Promise<void> {
   const written = await runWrite(deps, { type, payload }, opts);
   if (!written) return;
   const { result } = written;
@@ -86,12 +134,23 @@ export function registerOrderCommands(program: Command, base: BaseDeps): void {
       .description('place an order: every item reserved, or the order recorded rejected (insufficient_stock, exit 3)')
       .option('--buyer <id>', 'buyer id')
       .option('--item <sku:qty>', 'an item; repeat for more (at most 100 SKUs)', collect)
-      .option('--ref <ref>', 'your reference for the order (default: made from the idempotency key)'),
-  ).action(async (opts: WriteOptions & { buyer?: string; item?: string[]; ref?: string }, command: Command) => {
+      .option('--ref <ref>', 'your reference for the order (default: made from the idempotency key)')
+      .option('--cod', 'cash on delivery: confirmed without a payment (order confirm --cod), paid at the door'),
+  ).action(async (opts: WriteOptions & { buyer?: string; item?: string[]; ref?: string; cod?: boolean }, command: Command) => {
     const deps = buildDeps(base, command, 'warn');
     const buyer = await requireValue(deps.prompter, opts.buyer, { name: 'buyer', message: 'Buyer id' });
     const rawItems = opts.item ?? [await requireValue(deps.prompter, undefined, { name: 'item', message: 'Item as SKU:QTY' })];
-    await write(deps, 'order.place', { buyer, items: rawItems.map(parseItem), ...(opts.ref === undefined ? {} : { ref: opts.ref }) }, opts);
+    await write(
+      deps,
+      'order.place',
+      {
+        buyer,
+        items: rawItems.map(parseItem),
+        ...(opts.ref === undefined ? {} : { ref: opts.ref }),
+        ...(opts.cod ? { payment_method: 'cod' } : {}),
+      },
+      opts,
+    );
   });
 
   order
@@ -169,55 +228,105 @@ export function registerOrderCommands(program: Command, base: BaseDeps): void {
       .description('record a captured payment by hand: pending → confirmed')
       .argument('[order]', 'order id or ref')
       .option('--payment-ref <ref>', 'the payment reference')
-      .option('--amount <minor>', 'captured amount in minor units; must equal the order total'),
-  ).action(async (raw: string | undefined, opts: WriteOptions & { paymentRef?: string; amount?: string }, command: Command) => {
-    const deps = buildDeps(base, command, 'warn');
-    const payload = {
-      order: await orderKeyArg(deps, raw),
-      payment_ref: await requireValue(deps.prompter, opts.paymentRef, { name: 'payment-ref', message: 'Payment reference' }),
-      amount: await requireValue(deps.prompter, opts.amount, { name: 'amount', message: 'Amount in minor units' }),
-    };
-    await write(deps, 'order.confirm', payload, opts);
-  });
+      .option('--amount <minor>', 'captured amount in minor units; must equal the order total')
+      .option('--cod', 'confirm a cash-on-delivery order without a payment (its money is frozen; nothing captured)'),
+  ).action(
+    async (raw: string | undefined, opts: WriteOptions & { paymentRef?: string; amount?: string; cod?: boolean }, command: Command) => {
+      const deps = buildDeps(base, command, 'warn');
+      if (opts.cod) {
+        if (opts.paymentRef !== undefined || opts.amount !== undefined) {
+          throw invalidInput('--cod confirms without a payment: leave out --payment-ref and --amount');
+        }
+        await write(deps, 'order.confirm_cod', { order: await orderKeyArg(deps, raw) }, opts);
+        return;
+      }
+      const payload = {
+        order: await orderKeyArg(deps, raw),
+        payment_ref: await requireValue(deps.prompter, opts.paymentRef, { name: 'payment-ref', message: 'Payment reference' }),
+        amount: await requireValue(deps.prompter, opts.amount, { name: 'amount', message: 'Amount in minor units' }),
+      };
+      await write(deps, 'order.confirm', payload, opts);
+    },
+  );
 
   writeOptions(
     order
       .command('ship')
-      .description('confirmed → shipped')
+      .description('send units as one shipment: all still to send, or --item <sku>:<qty> … (confirmed → partially_shipped | shipped)')
       .argument('[order]', 'order id or ref')
-      .option('--tracking <t>', 'tracking number'),
-  ).action(async (raw: string | undefined, opts: WriteOptions & { tracking?: string }, command: Command) => {
-    const deps = buildDeps(base, command, 'warn');
-    await write(
-      deps,
-      'order.ship',
-      { order: await orderKeyArg(deps, raw), ...(opts.tracking === undefined ? {} : { tracking: opts.tracking }) },
-      opts,
-    );
-  });
-
-  writeOptions(order.command('deliver').description('shipped → delivered').argument('[order]', 'order id or ref')).action(
-    async (raw: string | undefined, opts: WriteOptions, command: Command) => {
+      .option('--item <sku:qty>', 'units to send; repeat for more (default: every unit still to send)', collect)
+      .option('--tracking <t>', 'tracking number')
+      .option('--shipment-ref <ref>', "the shipment's reference (default: made from the idempotency key)")
+      .option('--courier <c>', 'the courier (lower-case handle; default: default); a COD delivery is owed by it'),
+  ).action(
+    async (
+      raw: string | undefined,
+      opts: WriteOptions & { item?: string[]; tracking?: string; shipmentRef?: string; courier?: string },
+      command: Command,
+    ) => {
       const deps = buildDeps(base, command, 'warn');
-      await write(deps, 'order.deliver', { order: await orderKeyArg(deps, raw) }, opts);
+      await write(
+        deps,
+        'order.ship',
+        {
+          order: await orderKeyArg(deps, raw),
+          ...(opts.item === undefined ? {} : { items: opts.item.map(parseItem) }),
+          ...(opts.tracking === undefined ? {} : { tracking: opts.tracking }),
+          ...(opts.shipmentRef === undefined ? {} : { shipment_ref: opts.shipmentRef }),
+          ...(opts.courier === undefined ? {} : { courier: opts.courier }),
+        },
+        opts,
+      );
     },
   );
 
-  for (const [name, type, description] of [
-    ['cancel', 'order.cancel', 'pending → cancelled (releases stock) or confirmed → cancelled (restocks); needs --reason'],
-    ['refund', 'order.refund', 'delivered → refunded; needs --reason'],
-  ] as const) {
-    writeOptions(order.command(name).description(description).argument('[order]', 'order id or ref')).action(
-      async (raw: string | undefined, opts: WriteOptions, command: Command) => {
-        const deps = buildDeps(base, command, 'warn');
-        const payload = {
-          order: await orderKeyArg(deps, raw),
-          reason: await requireValue(deps.prompter, deps.globals.reason, { name: 'reason', message: 'Reason' }),
-        };
-        await write(deps, type, payload, opts);
-      },
-    );
-  }
+  writeOptions(
+    order
+      .command('deliver')
+      .description('deliver every shipment of the order on its way (shipped → delivered)')
+      .argument('[order]', 'order id or ref'),
+  ).action(async (raw: string | undefined, opts: WriteOptions, command: Command) => {
+    const deps = buildDeps(base, command, 'warn');
+    await write(deps, 'order.deliver', { order: await orderKeyArg(deps, raw) }, opts);
+  });
+
+  writeOptions(
+    order
+      .command('cancel')
+      .description(
+        'cancel units not yet dispatched (all without --item): pending → cancelled releases stock; past confirmation restocks and refunds them; needs --reason',
+      )
+      .argument('[order]', 'order id or ref')
+      .option('--item <sku:qty>', 'units to cancel; repeat for more (default: every unit not yet dispatched)', collect),
+  ).action(async (raw: string | undefined, opts: WriteOptions & { item?: string[] }, command: Command) => {
+    const deps = buildDeps(base, command, 'warn');
+    const payload = {
+      order: await orderKeyArg(deps, raw),
+      reason: await requireValue(deps.prompter, deps.globals.reason, { name: 'reason', message: 'Reason' }),
+      ...(opts.item === undefined ? {} : { items: opts.item.map(parseItem) }),
+    };
+    await write(deps, 'order.cancel', payload, opts);
+  });
+
+  writeOptions(
+    order
+      .command('refund')
+      .description(
+        'refund by items (their frozen prices) or by --amount, never more than captured and not yet refunded (all of it without either); needs --reason',
+      )
+      .argument('[order]', 'order id or ref')
+      .option('--item <sku:qty>', 'units to refund; repeat for more', collect)
+      .option('--amount <minor>', 'amount in minor units (with --item: for those items, at most their value)'),
+  ).action(async (raw: string | undefined, opts: WriteOptions & { item?: string[]; amount?: string }, command: Command) => {
+    const deps = buildDeps(base, command, 'warn');
+    const payload = {
+      order: await orderKeyArg(deps, raw),
+      reason: await requireValue(deps.prompter, deps.globals.reason, { name: 'reason', message: 'Reason' }),
+      ...(opts.item === undefined ? {} : { items: opts.item.map(parseItem) }),
+      ...(opts.amount === undefined ? {} : { amount: opts.amount }),
+    };
+    await write(deps, 'order.refund', payload, opts);
+  });
 
   const reservations = program.command('reservations').description('stock held for pending orders');
   reservations
