@@ -217,12 +217,27 @@ async function decideOne(
 async function lockTargets(tx: DatabaseTransaction, rows: readonly KeyRow[]): Promise<void> {
   const orders = new Set<string>();
   const skus = new Set<string>();
+  const shipments = new Set<string>();
+  const returns = new Set<string>();
   for (const row of rows) {
     if (row.state === 'done' || row.payload === null || typeof row.payload !== 'object') continue;
     const p = row.payload as Record<string, unknown>;
     if (typeof p.order === 'string') orders.add(p.order);
     if (typeof p.sku === 'string') skus.add(p.sku);
     if (Array.isArray(p.items)) for (const i of p.items) if (typeof i?.sku === 'string') skus.add(i.sku);
+    // A shipment or return named alone: its order is locked with the others, before any SKU.
+    if (typeof p.order !== 'string' && typeof p.shipment === 'string') shipments.add(p.shipment);
+    if (typeof p.return === 'string') returns.add(p.return);
+  }
+  if (shipments.size > 0 || returns.size > 0) {
+    const s = [...shipments];
+    const r = [...returns];
+    const owners = await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
+      select order_id::text as id from shipments
+      where ref = any(${sql.array(s, 'text')}) or tracking = any(${sql.array(s, 'text')}) or id = any(${sql.array(s.filter(isOrderId), 'uuid')})
+      union
+      select order_id::text from returns where ref = any(${sql.array(r, 'text')}) or id = any(${sql.array(r.filter(isOrderId), 'uuid')})`);
+    for (const id of owners) orders.add(id);
   }
   const keys = [...orders];
   if (keys.length > 0) {

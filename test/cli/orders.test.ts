@@ -38,11 +38,15 @@ describe('haat order', () => {
     assert.equal(order.state, 'pending');
     assert.equal(order.buyer, 'b-42');
     assert.equal(order.currency, 'INR');
+    const none = { cancelled: 0, shipped: 0, delivered: 0, rto: 0, returned: 0 };
     assert.deepEqual(order.items, [
-      { sku: 'RICE-5KG', qty: 1, unit_price: { amount: 12999, currency: 'INR' }, total: { amount: 12999, currency: 'INR' } },
-      { sku: 'TEA-1KG', qty: 3, unit_price: { amount: 12999, currency: 'INR' }, total: { amount: 38997, currency: 'INR' } },
+      { sku: 'RICE-5KG', qty: 1, unit_price: { amount: 12999, currency: 'INR' }, total: { amount: 12999, currency: 'INR' }, ...none },
+      { sku: 'TEA-1KG', qty: 3, unit_price: { amount: 12999, currency: 'INR' }, total: { amount: 38997, currency: 'INR' }, ...none },
     ]);
     assert.deepEqual(order.total, { amount: 51996, currency: 'INR' });
+    assert.equal(order.payment_method, 'prepaid');
+    assert.deepEqual(order.refunded, { amount: 0, currency: 'INR' });
+    assert.deepEqual([order.shipments, order.returns], [[], []]);
     assert.ok(Date.parse(order.expires_at) > Date.now());
     assert.deepEqual(json((await cli('order', 'show', order.id, '--json')).stdout), order, 'found by id');
     assert.deepEqual(json((await cli('order', 'show', 'S-1001', '--json')).stdout), order, 'found by ref');

@@ -96,8 +96,10 @@ describe('order transitions', () => {
     const pathTo: Record<string, string[]> = {
       pending: [],
       confirmed: ['confirmed'],
+      partially_shipped: ['confirmed', 'partially_shipped'],
       shipped: ['confirmed', 'shipped'],
       delivered: ['confirmed', 'shipped', 'delivered'],
+      returned_to_origin: ['confirmed', 'shipped', 'returned_to_origin'],
       refunded: ['confirmed', 'shipped', 'delivered', 'refunded'],
       cancelled: ['cancelled'],
       expired: ['expired'],
