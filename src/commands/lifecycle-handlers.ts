@@ -34,6 +34,7 @@ import { closeOrderReservations, findOrder, lockOrder, moveOrder, type OrderRow,
 import type { DatabaseTransaction, Queryable } from '../db/pool.ts';
 import { sql } from '../db/sql.ts';
 import type { CommandOf, Outcome, OutcomeError } from '../domain/commands.ts';
+import { normaliseLines } from '../domain/inventory/decide-reservation.ts';
 import {
   decideRefund,
   deriveOrderState,
@@ -217,8 +218,26 @@ async function planShip(
   db: Queryable,
   order: OrderRow | null,
   p: ShipPayload,
-): Promise<Planned<{ order: OrderRow; picks: readonly Pick[] }>> {
+): Promise<Planned<{ order: OrderRow; picks: readonly Pick[]; reattempt?: ShipmentRow }>> {
   if (!order) return { error: orderNotFound(p.order) };
+  // A parcel dispatched again with the tracking number of one whose delivery failed (and no other
+  // items) is that parcel sent again: a reattempt, not a new shipment.
+  if (p.tracking !== undefined) {
+    const known = (await shipmentsOf(db, order.id)).filter((s) => s.tracking === p.tracking);
+    const failed = known.find((s) => s.state === 'delivery_failed');
+    const other = known.find((s) => s.state !== 'delivery_failed');
+    if (!failed && other) {
+      return {
+        error: refuse('conflict', `order ${order.ref}: shipment ${other.ref} with tracking ${p.tracking} is already ${other.state}`, {
+          order: order.ref,
+          shipment: other.ref,
+          state: other.state,
+        }),
+      };
+    }
+    const same = (a: readonly Pick[]) => JSON.stringify(a) === JSON.stringify(failed ? shipmentItems(failed) : []);
+    if (failed && (p.items === undefined || same(normaliseLines(asPicks(p.items) ?? [])))) return { order, picks: [], reattempt: failed };
+  }
   if (order.state !== 'confirmed' && order.state !== 'partially_shipped') return { error: moveRefusal(order, 'shipped') as OutcomeError };
   const picked = pickUnits(await linesOf(db, order.id), asPicks(p.items), unsent, 'ship', 'left to send');
   if (!picked.ok) return { error: fromDomain(order, picked) };
@@ -237,6 +256,11 @@ export async function applyShip(tx: DatabaseTransaction, p: ShipPayload, context
   if (plan.error) return fail(plan.error);
   const { order, picks } = plan;
   const reason = p.tracking ? `tracking ${p.tracking}` : null;
+  if (plan.reattempt) {
+    await moveShipment(tx, plan.reattempt, 'dispatched', { actor: context.actor, reason: 'dispatched again', command: context.command });
+    await settleState(tx, order.id, { actor: context.actor, reason, command: context.command });
+    return orderOutcome(tx, order.id);
+  }
   await insertShipment(
     tx,
     {
@@ -270,10 +294,20 @@ export async function applyShip(tx: DatabaseTransaction, p: ShipPayload, context
 async function shipmentEffect(
   tx: DatabaseTransaction,
   order: OrderRow,
-  shipment: ShipmentRow,
+  given: ShipmentRow,
   to: ShipmentState,
   context: OrderContext & { reason: string | null },
 ): Promise<void> {
+  let shipment = given;
+  if (to === 'delivered' && shipment.state === 'delivery_failed') {
+    // Delivered after a failed attempt: the courier tried again (the reattempt is recorded first).
+    await moveShipment(tx, shipment, 'dispatched', {
+      actor: context.actor,
+      reason: 'delivered on a later attempt',
+      command: context.command,
+    });
+    shipment = { ...shipment, state: 'dispatched' };
+  }
   await moveShipment(tx, shipment, to, { actor: context.actor, reason: context.reason, command: context.command });
   const items = shipmentItems(shipment);
   if (to === 'delivered') {
@@ -297,6 +331,15 @@ async function shipmentEffect(
       command: context.command,
     });
   }
+}
+
+/**
+ * A shipment's move as commands take it: the machine's, except that a parcel whose delivery failed
+ * may be reported delivered (couriers report the later attempt's delivery, not the reattempt):
+ * shipmentEffect records the reattempt, then the delivery.
+ */
+function decideShipmentMove(from: ShipmentState, to: ShipmentState) {
+  return to === 'delivered' && from === 'delivery_failed' ? ({ ok: true } as const) : shipmentMachine.decide(from, to);
 }
 
 type MovePayload = CommandOf<'shipment.deliver'>['payload'];
@@ -338,7 +381,7 @@ async function planShipmentMove(
   if (!order) throw new Error(`shipment ${first.ref} has no order`);
   // Under the order's lock the shipment is read again: its state is the one to decide on.
   const shipment = (await findShipments(db, first.id, order.id))[0] ?? first;
-  const decision = shipmentMachine.decide(shipment.state as ShipmentState, to);
+  const decision = decideShipmentMove(shipment.state as ShipmentState, to);
   if (!decision.ok) {
     return {
       error: refuse(decision.code, `shipment ${shipment.ref}: ${decision.message}`, {
@@ -390,7 +433,9 @@ async function planDeliver(
   const named = p.shipment_ref ?? p.tracking;
   const all = await shipmentsOf(db, order.id);
   const chosen =
-    named === undefined ? all.filter((s) => s.state === 'dispatched') : all.filter((s) => s.ref === named || s.tracking === named);
+    named === undefined
+      ? all.filter((s) => s.state === 'dispatched' || s.state === 'delivery_failed')
+      : all.filter((s) => s.ref === named || s.tracking === named);
   if (chosen.length === 0) {
     // An early delivery event (its dispatch not recorded yet) waits; once final it is recorded refused.
     if (!final) return { error: refuse('not_found', `order ${order.ref}: no shipment on its way yet`, { order: p.order }) };
@@ -407,7 +452,7 @@ async function planDeliver(
     };
   }
   for (const s of chosen) {
-    const decision = shipmentMachine.decide(s.state as ShipmentState, 'delivered');
+    const decision = decideShipmentMove(s.state as ShipmentState, 'delivered');
     if (!decision.ok)
       return {
         error: refuse(decision.code, `shipment ${s.ref}: ${decision.message}`, { shipment: s.ref, order: order.ref, ...decision.details }),
@@ -541,8 +586,30 @@ async function planRefund(
     value = valueBySeller(lines, items);
   }
   const money = await sellerMoneyOf(db, order.id);
-  const decided = decideRefund(money, value, p.amount === undefined ? undefined : BigInt(p.amount));
-  if (!decided.ok) return { error: fromDomain(order, decided) };
+  // The money of units not yet sent comes back by cancelling them (order cancel), never by a
+  // refund: it is kept out of what a refund may take, so they can still be sent, paid for.
+  const unsentValue = valueBySeller(
+    lines,
+    lines.map((l) => ({ sku: l.sku, qty: unsent(l) })),
+  );
+  const refundable = money.map((m) => {
+    const reserve = (m.captured > 0n ? unsentValue.get(m.seller) : 0n) ?? 0n;
+    const room = m.captured - m.refunded - reserve;
+    return { ...m, captured: room > 0n ? m.refunded + room : m.refunded };
+  });
+  const decided = decideRefund(refundable, value, p.amount === undefined ? undefined : BigInt(p.amount));
+  if (!decided.ok) {
+    const held = [...unsentValue.values()].reduce((a, b) => a + b, 0n);
+    return {
+      error: fromDomain(order, {
+        ...decided,
+        message:
+          held > 0n && !collectsCash(order)
+            ? `${decided.message} (${held} is for units not yet sent: cancel those instead)`
+            : decided.message,
+      }),
+    };
+  }
   return { order, money, bySeller: decided.bySeller, items };
 }
 

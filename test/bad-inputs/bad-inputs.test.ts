@@ -68,6 +68,53 @@ await mustApply(db.pool, { type: 'order.deliver', payload: { order: 'D-1' } });
   await mustApply(db.pool, { type: 'order.deliver', payload: { order: 'X-REFUNDED' } });
   await mustApply(db.pool, { type: 'order.refund', payload: { order: 'X-REFUNDED', reason: 'damaged' } });
 }
+// The lifecycle (CONTRACT §8), on SKUs of their own (DAL-1KG at 50.00, SALT-1KG at 20.00) so the
+// TEA-1KG and RICE-5KG counts above stay as they are. L-PART: prepaid, DAL×3 SALT×2, DAL×2 sent as
+// SH-L1 (AWB-L1): partially_shipped. L-DELIV: prepaid, DAL×2 delivered (SH-L2), DAL×1 awaiting
+// return RT-L2, DAL×1 asked back as RT-L2X and rejected. L-COD: cash on delivery, DAL×1 sent as
+// SH-L3 (AWB-L3), not delivered: nothing collected.
+for (const [code, price] of [
+  ['DAL-1KG', '5000'],
+  ['SALT-1KG', '2000'],
+] as const) {
+  await mustApply(db.pool, { type: 'sku.add', payload: { code, seller: 'tea-house', price, currency: 'INR' } });
+  await mustApply(db.pool, { type: 'stock.receive', payload: { sku: code, qty: '50' } });
+}
+{
+  const lines = (...items: [string, number][]) => items.map(([sku, qty]) => ({ sku, qty: String(qty) }));
+  const placeAndPay = async (ref: string, items: [string, number][], amount: string) => {
+    await mustApply(db.pool, { type: 'order.place', payload: { buyer: 'b-5', ref, items: lines(...items) } });
+    await mustApply(db.pool, { type: 'order.confirm', payload: { order: ref, payment_ref: `pay-${ref}`, amount } });
+  };
+  await placeAndPay(
+    'L-PART',
+    [
+      ['DAL-1KG', 3],
+      ['SALT-1KG', 2],
+    ],
+    '19000',
+  );
+  await mustApply(db.pool, {
+    type: 'order.ship',
+    payload: { order: 'L-PART', items: lines(['DAL-1KG', 2]), tracking: 'AWB-L1', shipment_ref: 'SH-L1' },
+  });
+  await placeAndPay('L-DELIV', [['DAL-1KG', 2]], '10000');
+  await mustApply(db.pool, { type: 'order.ship', payload: { order: 'L-DELIV', tracking: 'AWB-L2', shipment_ref: 'SH-L2' } });
+  await mustApply(db.pool, { type: 'shipment.deliver', payload: { shipment: 'SH-L2' } });
+  for (const ref of ['RT-L2', 'RT-L2X']) {
+    await mustApply(db.pool, { type: 'return.request', payload: { order: 'L-DELIV', items: lines(['DAL-1KG', 1]), reason: 'torn', ref } });
+  }
+  await mustApply(db.pool, { type: 'return.reject', payload: { return: 'RT-L2X', reason: 'past the window' } });
+  await mustApply(db.pool, {
+    type: 'order.place',
+    payload: { buyer: 'b-5', ref: 'L-COD', items: lines(['DAL-1KG', 1]), payment_method: 'cod' },
+  });
+  await mustApply(db.pool, { type: 'order.confirm_cod', payload: { order: 'L-COD' } });
+  await mustApply(db.pool, {
+    type: 'order.ship',
+    payload: { order: 'L-COD', tracking: 'AWB-L3', shipment_ref: 'SH-L3', courier: 'bluedart' },
+  });
+}
 
 const NOW = () => new Date().toISOString();
 const eventText = (type: string, data: unknown) => JSON.stringify({ type, timestamp: NOW(), data });
@@ -108,10 +155,12 @@ type Http = {
     readonly body: string | Buffer;
     readonly id?: string;
     /**
-     * What the signature covers, when it is not what is sent; `timestamp` is a raw header value,
-     * signed as it is (so a case about the timestamp cannot pass on a bad signature).
+     * What the signature covers, when it is not what is sent; `ageMs` dates the signature that long
+     * before the moment the request is sent (negative: in the future), not before the table was
+     * built, minutes earlier; `timestamp` is a raw header value, signed as it is (so a case about
+     * the timestamp cannot pass on a bad signature).
      */
-    readonly signed?: { readonly body?: string; readonly secret?: string; readonly at?: Date; readonly timestamp?: string };
+    readonly signed?: { readonly body?: string; readonly secret?: string; readonly ageMs?: number; readonly timestamp?: string };
     /** Header overrides; null removes the header. */
     readonly headers?: Readonly<Record<string, string | null>>;
   };
@@ -173,6 +222,16 @@ const BAD_JSON_MONEY = ['10.5', '25998.0', '2.5998e4', '"25998"', '"₹259.98"',
 const BAD_EVENT_PATTERNS = ['order.teleported', 'foo.*', '', ',', 'order.*,', 'order.', '*.*', 'ORDER.*', 'order'];
 const UNKNOWN_ENDPOINTS = [`ep_${'0'.repeat(24)}`, 'ep_nope'];
 const UNKNOWN_DELIVERIES = [`dlv_${'0'.repeat(32)}`, 'dlv_nope'];
+// The lifecycle's options (CONTRACT §8): quantities where units are shipped, cancelled, returned or
+// refunded; amounts of a refund; courier handles; shipment and return refs; shipment keys.
+const LIFECYCLE_BAD_COUNTS = ['0', '-1', '1.5', '1e3', '', '+1', '1000001', '9223372036854775808'];
+const BAD_REFUND_AMOUNTS = ['0', '-5', '1.5', '10.50', '', 'abc', '1e3', '₹10', '00', '1000000000001', '9223372036854775808'];
+const BAD_COURIERS = ['Blue Dart', 'BLUEDART', '', '-bluedart', 'blue_dart', 'bluedart:x', 'c'.repeat(64), 'ब्लूडार्ट', 'blue\u0007'];
+const BAD_LIFECYCLE_REFS = ['', ' SH-9', 'SH 9', '-SH', 'SH/9', 'S'.repeat(65), 'SH-9\u0007', 'एस-9'];
+const BAD_SHIPMENT_KEYS = ['', 'x'.repeat(201), 'AWB\u0007', 'AWB\n1', 'AWB-१'];
+const UNKNOWN_SHIPMENTS = ['NO-SUCH-SHIPMENT', '00000000-0000-4000-8000-000000000000'];
+const UNKNOWN_RETURNS = ['NO-SUCH-RETURN', '00000000-0000-4000-8000-000000000000'];
+const SHIPMENT_VERBS: readonly (readonly string[])[] = [['deliver'], ['fail', '--reason', 'r'], ['reattempt'], ['rto'], ['rto-receive']];
 
 // Bulk import files (docs/contract.md, Bulk import): each refused whole, with its rows, and nothing
 // written.
@@ -882,19 +941,19 @@ const cases: readonly Case[] = [
   {
     kind: 'timestamp',
     input: '6 minutes old',
-    http: { body: placed(), signed: { at: new Date(Date.now() - 6 * 60_000) } },
+    http: { body: placed(), signed: { ageMs: 6 * 60_000 } },
     expect: unauthorized,
   },
   {
     kind: 'timestamp',
     input: '6 minutes in the future',
-    http: { body: placed(), signed: { at: new Date(Date.now() + 6 * 60_000) } },
+    http: { body: placed(), signed: { ageMs: -6 * 60_000 } },
     expect: unauthorized,
   },
   {
     kind: 'timestamp',
     input: 'a year old',
-    http: { body: placed(), signed: { at: new Date(Date.now() - 365 * 86_400_000) } },
+    http: { body: placed(), signed: { ageMs: 365 * 86_400_000 } },
     expect: unauthorized,
   },
   {
@@ -1007,6 +1066,518 @@ const cases: readonly Case[] = [
     http: { source: 'payments', body: eventText('payment.failed', { order_ref: 'P-1', payment_ref: 'p' }) },
     expect: badRequest,
   },
+  // The lifecycle (CONTRACT §8): shipping. Units beyond what a line has left to send, SKUs not in
+  // the order, bad quantities, couriers and refs; a ref already taken.
+  {
+    kind: 'ship',
+    input: 'order ship --item DAL-1KG:2 with 1 left to send (over-shipping)',
+    cli: ['order', 'ship', 'L-PART', '--item', 'DAL-1KG:2'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --item SALT-1KG:3 of a line of 2',
+    cli: ['order', 'ship', 'L-PART', '--item', 'SALT-1KG:3'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --item DAL-1KG:1 twice (2 in all, 1 left)',
+    cli: ['order', 'ship', 'L-PART', '--item', 'DAL-1KG:1', '--item', 'DAL-1KG:1'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'ship',
+    input: 'order ship: one line fits, one does not (nothing sent)',
+    cli: ['order', 'ship', 'L-PART', '--item', 'DAL-1KG:1', '--item', 'SALT-1KG:3'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --item of a SKU not in the order',
+    cli: ['order', 'ship', 'L-PART', '--item', 'TEA-1KG:1'],
+    expect: invalid,
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --item of a SKU that does not exist',
+    cli: ['order', 'ship', 'L-PART', '--item', 'NOPE-1:1'],
+    expect: invalid,
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --shipment-ref of a shipment that exists',
+    cli: ['order', 'ship', 'L-PART', '--item', 'DAL-1KG:1', '--shipment-ref', 'SH-L1'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --tracking of 201 characters',
+    cli: ['order', 'ship', 'L-PART', '--tracking', 'T'.repeat(201)],
+    expect: invalid,
+  },
+  {
+    kind: 'ship',
+    input: 'order ship --tracking with a newline',
+    cli: ['order', 'ship', 'L-PART', '--tracking', 'AWB\n1'],
+    expect: invalid,
+  },
+  ...LIFECYCLE_BAD_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `order ship --item DAL-1KG:${JSON.stringify(q)}`,
+      cli: ['order', 'ship', 'L-PART', '--item', `DAL-1KG:${q}`],
+      expect: invalid,
+    }),
+  ),
+  ...BAD_COURIERS.map(
+    (courier): Case => ({
+      kind: 'ship',
+      input: `order ship --courier ${JSON.stringify(courier)}`,
+      cli: ['order', 'ship', 'L-PART', '--courier', courier],
+      expect: invalid,
+    }),
+  ),
+  ...BAD_LIFECYCLE_REFS.map(
+    (ref): Case => ({
+      kind: 'ship',
+      input: `order ship --shipment-ref ${JSON.stringify(ref)}`,
+      cli: ['order', 'ship', 'L-PART', '--shipment-ref', ref],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'transition',
+    input: 'ship part of a pending order',
+    cli: ['order', 'ship', 'P-1', '--item', 'TEA-1KG:1'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'transition',
+    input: 'ship a shipped order (every unit sent)',
+    cli: ['order', 'ship', 'L-COD'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+
+  // Cancelling part of an order: only units not yet dispatched, only past confirmation.
+  {
+    kind: 'partial cancel',
+    input: 'order cancel --item DAL-1KG:2 with 2 of 3 dispatched (cancelling dispatched units)',
+    cli: ['order', 'cancel', 'L-PART', '--item', 'DAL-1KG:2', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'partial cancel',
+    input: 'order cancel --item SALT-1KG:3 of a line of 2',
+    cli: ['order', 'cancel', 'L-PART', '--item', 'SALT-1KG:3', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'partial cancel',
+    input: 'order cancel --item of a SKU not in the order',
+    cli: ['order', 'cancel', 'L-PART', '--item', 'TEA-1KG:1', '--reason', 'r'],
+    expect: invalid,
+  },
+  {
+    kind: 'partial cancel',
+    input: 'order cancel --item: part of a pending order',
+    cli: ['order', 'cancel', 'P-1', '--item', 'TEA-1KG:1', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'partial cancel',
+    input: 'order cancel --item: all of a pending order, still by --item',
+    cli: ['order', 'cancel', 'P-1', '--item', 'TEA-1KG:2', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'partial cancel',
+    input: 'order cancel --item without --reason (no TTY)',
+    cli: ['order', 'cancel', 'L-PART', '--item', 'DAL-1KG:1'],
+    expect: invalid,
+  },
+  ...LIFECYCLE_BAD_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `order cancel --item DAL-1KG:${JSON.stringify(q)}`,
+      cli: ['order', 'cancel', 'L-PART', '--item', `DAL-1KG:${q}`, '--reason', 'r'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'transition',
+    input: 'cancel a shipped order (every unit dispatched)',
+    cli: ['order', 'cancel', 'L-COD', '--reason', 'r'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+
+  // Returns: only delivered units not returned or awaiting return; a return is received
+  // (--restock or --write-off, exactly one) or rejected once.
+  {
+    kind: 'return',
+    input: 'return request of units not delivered yet',
+    cli: ['return', 'request', 'L-PART', '--item', 'DAL-1KG:1', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'return',
+    input: 'return request of more than delivered (3 of 2)',
+    cli: ['return', 'request', 'L-DELIV', '--item', 'DAL-1KG:3', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'return',
+    input: 'return request of more than delivered minus awaiting return (2 of 2, 1 requested)',
+    cli: ['return', 'request', 'L-DELIV', '--item', 'DAL-1KG:2', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'return',
+    input: 'return request of a SKU not in the order',
+    cli: ['return', 'request', 'L-DELIV', '--item', 'SALT-1KG:1', '--reason', 'r'],
+    expect: invalid,
+  },
+  {
+    kind: 'return',
+    input: 'return request --return-ref of a return that exists',
+    cli: ['return', 'request', 'L-DELIV', '--item', 'DAL-1KG:1', '--reason', 'r', '--return-ref', 'RT-L2'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'return',
+    input: 'return request without --item (no TTY)',
+    cli: ['return', 'request', 'L-DELIV', '--reason', 'r'],
+    expect: invalid,
+  },
+  {
+    kind: 'return',
+    input: 'return request without --reason (no TTY)',
+    cli: ['return', 'request', 'L-DELIV', '--item', 'DAL-1KG:1'],
+    expect: invalid,
+  },
+  ...BAD_LIFECYCLE_REFS.map(
+    (ref): Case => ({
+      kind: 'return',
+      input: `return request --return-ref ${JSON.stringify(ref)}`,
+      cli: ['return', 'request', 'L-DELIV', '--item', 'DAL-1KG:1', '--reason', 'r', '--return-ref', ref],
+      expect: invalid,
+    }),
+  ),
+  ...LIFECYCLE_BAD_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `return request --item DAL-1KG:${JSON.stringify(q)}`,
+      cli: ['return', 'request', 'L-DELIV', '--item', `DAL-1KG:${q}`, '--reason', 'r'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'return',
+    input: 'return receive with both --restock and --write-off',
+    cli: ['return', 'receive', 'RT-L2', '--restock', '--write-off', '--reason', 'r'],
+    expect: invalid,
+  },
+  {
+    kind: 'return',
+    input: 'return receive with neither --restock nor --write-off',
+    cli: ['return', 'receive', 'RT-L2', '--reason', 'r'],
+    expect: invalid,
+  },
+  { kind: 'return', input: 'return receive without --reason (no TTY)', cli: ['return', 'receive', 'RT-L2', '--restock'], expect: invalid },
+  { kind: 'return', input: 'return reject without --reason (no TTY)', cli: ['return', 'reject', 'RT-L2'], expect: invalid },
+  ...['bell\u0007', 'x'.repeat(201)].map(
+    (key): Case => ({
+      kind: 'return',
+      input: `return receive ${JSON.stringify(key.slice(0, 12))}… (not a return key)`,
+      cli: ['return', 'receive', key, '--restock', '--reason', 'r'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'transition',
+    input: 'receive a rejected return',
+    cli: ['return', 'receive', 'RT-L2X', '--restock', '--reason', 'r'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'transition',
+    input: 'reject a rejected return',
+    cli: ['return', 'reject', 'RT-L2X', '--reason', 'r'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  ...UNKNOWN_RETURNS.flatMap((key) =>
+    [['receive', '--restock', '--reason', 'r'], ['reject', '--reason', 'r'], ['show']].map(
+      ([verb, ...rest]): Case => ({
+        kind: 'unknown',
+        input: `return ${verb} of an unknown return ${key}`,
+        cli: ['return', verb as string, key, ...rest],
+        expect: notFound,
+      }),
+    ),
+  ),
+  {
+    kind: 'unknown',
+    input: 'return request of an unknown order',
+    cli: ['return', 'request', 'NO-SUCH-ORDER', '--item', 'DAL-1KG:1', '--reason', 'r'],
+    expect: notFound,
+  },
+
+  // Refunds: never more than captured and not yet refunded, by items only what was paid and reached
+  // the buyer (or came back), amounts positive integers of minor units.
+  {
+    kind: 'refund',
+    input: 'order refund of a COD order never delivered (nothing collected)',
+    cli: ['order', 'refund', 'L-COD', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --amount 1 of a COD order never delivered',
+    cli: ['order', 'refund', 'L-COD', '--amount', '1', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --item of a COD order never delivered',
+    cli: ['order', 'refund', 'L-COD', '--item', 'DAL-1KG:1', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --amount over captured (10001 of 10000)',
+    cli: ['order', 'refund', 'L-DELIV', '--amount', '10001', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --item of more units than delivered',
+    cli: ['order', 'refund', 'L-DELIV', '--item', 'DAL-1KG:3', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: "order refund --item --amount over the items' value",
+    cli: ['order', 'refund', 'L-DELIV', '--item', 'DAL-1KG:1', '--amount', '5001', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --item of units dispatched, not delivered (prepaid)',
+    cli: ['order', 'refund', 'L-PART', '--item', 'DAL-1KG:1', '--reason', 'r'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --item of a SKU not in the order',
+    cli: ['order', 'refund', 'L-DELIV', '--item', 'SALT-1KG:1', '--reason', 'r'],
+    expect: invalid,
+  },
+  {
+    kind: 'refund',
+    input: 'order refund --amount without --reason (no TTY)',
+    cli: ['order', 'refund', 'L-DELIV', '--amount', '100'],
+    expect: invalid,
+  },
+  ...BAD_REFUND_AMOUNTS.map(
+    (a): Case => ({
+      kind: 'money',
+      input: `order refund --amount ${JSON.stringify(a)}`,
+      cli: ['order', 'refund', 'L-DELIV', '--amount', a, '--reason', 'r'],
+      expect: invalid,
+    }),
+  ),
+  ...LIFECYCLE_BAD_COUNTS.map(
+    (q): Case => ({
+      kind: 'quantity',
+      input: `order refund --item DAL-1KG:${JSON.stringify(q)}`,
+      cli: ['order', 'refund', 'L-DELIV', '--item', `DAL-1KG:${q}`, '--reason', 'r'],
+      expect: invalid,
+    }),
+  ),
+  {
+    kind: 'transition',
+    input: 'refund a confirmed order (nothing sent)',
+    cli: ['order', 'refund', 'C-1', '--amount', '1', '--reason', 'r'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+
+  // Cash on delivery: confirmed without a payment, only an order placed so, only while pending.
+  {
+    kind: 'cash on delivery',
+    input: 'order confirm --cod with --amount',
+    cli: ['order', 'confirm', 'P-1', '--cod', '--amount', '25998'],
+    expect: invalid,
+  },
+  {
+    kind: 'cash on delivery',
+    input: 'order confirm --cod with --payment-ref',
+    cli: ['order', 'confirm', 'P-1', '--cod', '--payment-ref', 'pay-x'],
+    expect: invalid,
+  },
+  {
+    kind: 'cash on delivery',
+    input: 'order confirm --cod of a prepaid order',
+    cli: ['order', 'confirm', 'P-1', '--cod'],
+    expect: { exit: 3, code: 'conflict' },
+  },
+  {
+    kind: 'transition',
+    input: 'confirm --cod a COD order already shipped',
+    cli: ['order', 'confirm', 'L-COD', '--cod'],
+    expect: { exit: 3, code: 'transition_not_allowed' },
+  },
+  {
+    kind: 'unknown',
+    input: 'order confirm --cod of an unknown order',
+    cli: ['order', 'confirm', 'NO-SUCH-ORDER', '--cod'],
+    expect: notFound,
+  },
+
+  // Shipments named by id, ref or tracking number: unknown ones are not found; the machine refuses
+  // what it does not allow; a failed delivery needs its reason.
+  ...UNKNOWN_SHIPMENTS.flatMap((key) =>
+    [...SHIPMENT_VERBS, ['show']].map(
+      ([verb, ...rest]): Case => ({
+        kind: 'unknown',
+        input: `shipment ${verb} of an unknown shipment ${key}`,
+        cli: ['shipment', verb as string, key, ...rest],
+        expect: notFound,
+      }),
+    ),
+  ),
+  {
+    kind: 'unknown',
+    input: 'shipment deliver --order of an unknown order',
+    cli: ['shipment', 'deliver', 'SH-L1', '--order', 'NO-SUCH-ORDER'],
+    expect: notFound,
+  },
+  {
+    kind: 'unknown',
+    input: 'shipment deliver --order of another order',
+    cli: ['shipment', 'deliver', 'AWB-L1', '--order', 'L-DELIV'],
+    expect: notFound,
+  },
+  { kind: 'shipment', input: 'shipment fail without --reason (no TTY)', cli: ['shipment', 'fail', 'SH-L1'], expect: invalid },
+  {
+    kind: 'shipment',
+    input: 'shipment deliver --order that is not an order key',
+    cli: ['shipment', 'deliver', 'SH-L1', '--order', 'no such order!'],
+    expect: invalid,
+  },
+  ...BAD_SHIPMENT_KEYS.map(
+    (key): Case => ({
+      kind: 'shipment',
+      input: `shipment deliver ${JSON.stringify(key.slice(0, 12))}${key.length > 12 ? '…' : ''} (not a shipment key)`,
+      cli: ['shipment', 'deliver', key],
+      expect: invalid,
+    }),
+  ),
+  ...(
+    [
+      ['SH-L1', 'reattempt', 'a dispatched shipment'],
+      ['SH-L1', 'rto-receive', 'a dispatched shipment'],
+      ['SH-L2', 'deliver', 'a delivered shipment'],
+      ['SH-L2', 'fail', 'a delivered shipment'],
+      ['SH-L2', 'rto', 'a delivered shipment'],
+      ['AWB-L2', 'reattempt', 'a delivered shipment, by tracking'],
+    ] as const
+  ).map(
+    ([key, verb, what]): Case => ({
+      kind: 'transition',
+      input: `shipment ${verb} of ${what}`,
+      cli: ['shipment', verb, key, ...(verb === 'fail' ? ['--reason', 'r'] : [])],
+      expect: { exit: 3, code: 'transition_not_allowed' },
+    }),
+  ),
+  ...(
+    [
+      ['order ship', ['order', 'ship', 'L-PART']],
+      ['shipment deliver', ['shipment', 'deliver', 'SH-L1']],
+      ['return request', ['return', 'request', 'L-DELIV', '--item', 'DAL-1KG:1', '--reason', 'r']],
+      ['order refund', ['order', 'refund', 'L-DELIV', '--amount', '1', '--reason', 'r']],
+    ] as const
+  ).map(
+    ([what, cli]): Case => ({
+      kind: 'maintenance',
+      input: `${what} during maintenance`,
+      cli,
+      during: 'maintenance',
+      expect: { exit: 5, code: 'maintenance_mode' },
+    }),
+  ),
+
+  // The lifecycle's webhooks: their schemas.
+  ...(
+    [
+      [
+        'shipment.dispatched with qty 0',
+        'shipment.dispatched',
+        { order_ref: 'L-PART', tracking: 'T-9', items: [{ sku: 'DAL-1KG', qty: 0 }] },
+      ],
+      [
+        'shipment.dispatched with qty -1',
+        'shipment.dispatched',
+        { order_ref: 'L-PART', tracking: 'T-9', items: [{ sku: 'DAL-1KG', qty: -1 }] },
+      ],
+      ['shipment.dispatched with no items (an empty list)', 'shipment.dispatched', { order_ref: 'L-PART', tracking: 'T-9', items: [] }],
+      ['shipment.dispatched with a bad courier', 'shipment.dispatched', { order_ref: 'L-PART', tracking: 'T-9', courier: 'Blue Dart' }],
+      [
+        'shipment.dispatched with a bad shipment_ref',
+        'shipment.dispatched',
+        { order_ref: 'L-PART', tracking: 'T-9', shipment_ref: 'SH 9' },
+      ],
+      ['shipment.dispatched without tracking', 'shipment.dispatched', { order_ref: 'L-PART' }],
+      ['shipment.delivered with an empty tracking', 'shipment.delivered', { order_ref: 'L-PART', tracking: '' }],
+      ['shipment.failed without a reason', 'shipment.failed', { order_ref: 'L-PART', tracking: 'AWB-L1' }],
+      ['shipment.rto_initiated without tracking', 'shipment.rto_initiated', { order_ref: 'L-PART' }],
+      ['shipment.rto_delivered with a price', 'shipment.rto_delivered', { order_ref: 'L-PART', tracking: 'AWB-L1', price: 1 }],
+    ] as const
+  ).map(
+    ([input, type, data]): Case => ({
+      kind: 'schema',
+      input,
+      http: { source: 'logistics', body: eventText(type, data) },
+      expect: badRequest,
+    }),
+  ),
+  ...(
+    [
+      ['return.requested without items', 'return.requested', { order_ref: 'L-DELIV', return_ref: 'RT-9', reason: 'r' }],
+      [
+        'return.requested with qty 0',
+        'return.requested',
+        { order_ref: 'L-DELIV', return_ref: 'RT-9', items: [{ sku: 'DAL-1KG', qty: 0 }], reason: 'r' },
+      ],
+      [
+        'return.requested without return_ref',
+        'return.requested',
+        { order_ref: 'L-DELIV', items: [{ sku: 'DAL-1KG', qty: 1 }], reason: 'r' },
+      ],
+      [
+        'return.requested with a bad return_ref',
+        'return.requested',
+        { order_ref: 'L-DELIV', return_ref: 'RT 9', items: [{ sku: 'DAL-1KG', qty: 1 }], reason: 'r' },
+      ],
+      [
+        'return.requested without a reason',
+        'return.requested',
+        { order_ref: 'L-DELIV', return_ref: 'RT-9', items: [{ sku: 'DAL-1KG', qty: 1 }] },
+      ],
+      ['order.confirmed with an amount', 'order.confirmed', { order_ref: 'P-1', amount: 25998 }],
+      [
+        'order.placed with payment_method card',
+        'order.placed',
+        { ref: 'W-9', buyer: 'b-9', currency: 'INR', items: [{ sku: 'TEA-1KG', qty: 1 }], payment_method: 'card' },
+      ],
+    ] as const
+  ).map(
+    ([input, type, data]): Case => ({
+      kind: 'schema',
+      input,
+      http: { source: 'storefront', body: eventText(type, data) },
+      expect: badRequest,
+    }),
+  ),
   ...IMPORT_CASES,
 ];
 
@@ -1017,7 +1588,8 @@ async function runHttp(c: Http['http']): Promise<{ status: number; text: string 
   const id = c.id ?? `evt_bad_${++ids}`;
   // A sender signs what the standardwebhooks library signs: the body as a (UTF-8 decoded) string.
   const text = typeof c.body === 'string' ? c.body : c.body.toString('utf8');
-  const headers: Record<string, string> = { ...signedHeaders(c.signed?.secret ?? secret, id, c.signed?.body ?? text, c.signed?.at) };
+  const at = c.signed?.ageMs === undefined ? undefined : new Date(Date.now() - c.signed.ageMs);
+  const headers: Record<string, string> = { ...signedHeaders(c.signed?.secret ?? secret, id, c.signed?.body ?? text, at) };
   if (c.signed?.timestamp !== undefined) {
     headers['webhook-timestamp'] = c.signed.timestamp;
     headers['webhook-signature'] = signRaw(c.signed.secret ?? secret, id, c.signed.timestamp, c.signed.body ?? text);
@@ -1126,6 +1698,12 @@ describe('bad input, from one table across the CLI and the webhook intake: refus
       'endpoints',
       'deliveries',
       'webhook listen',
+      'ship',
+      'partial cancel',
+      'return',
+      'refund',
+      'cash on delivery',
+      'shipment',
     ])
       assert.ok(cli.has(kind), `${kind} on the CLI`);
     for (const kind of ['signature', 'timestamp', 'duplicate', 'request', 'not JSON or no envelope', 'schema'])
