@@ -104,16 +104,21 @@ async function orderOutcome(db: Queryable, orderId: string): Promise<Outcome> {
 async function settleState(
   tx: DatabaseTransaction,
   orderId: string,
-  meta: { actor: string; reason: string | null; command: CommandRef; refund?: boolean },
+  meta: { actor: string; reason: string | null; command: CommandRef },
 ): Promise<void> {
   const order = await findOrder(tx, orderId);
   if (!order) throw new Error(`order ${orderId} vanished in its own transaction`);
   const lines = await linesOf(tx, orderId);
   const shipments = (await shipmentsOf(tx, orderId)).map((s) => s.state as ShipmentState);
-  let next = deriveOrderState(stateOf(order), lines, shipments);
-  if (meta.refund) next = stateAfterRefund(next, await sellerMoneyOf(tx, orderId));
-  if (next === order.state) return;
-  await moveOrder(tx, order, next, { actor: meta.actor, reason: meta.reason, command: meta.command });
+  const derived = deriveOrderState(stateOf(order), lines, shipments);
+  // A delivered or returned order whose captured money is all refunded is refunded — also when the
+  // refund came first (a parcel refunded in transit, then delivered): two moves, each recorded.
+  const next = stateAfterRefund(derived, await sellerMoneyOf(tx, orderId));
+  let current = order;
+  for (const step of [derived, next]) {
+    if (step === current.state) continue;
+    current = await moveOrder(tx, current, step, { actor: meta.actor, reason: meta.reason, command: meta.command });
+  }
 }
 
 /**
@@ -626,7 +631,7 @@ export async function applyRefund(tx: DatabaseTransaction, p: RefundPayload, con
     items: plan.items,
     command: context.command,
   });
-  await settleState(tx, plan.order.id, { actor: context.actor, reason: p.reason, command: context.command, refund: true });
+  await settleState(tx, plan.order.id, { actor: context.actor, reason: p.reason, command: context.command });
   return orderOutcome(tx, plan.order.id);
 }
 

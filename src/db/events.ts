@@ -88,7 +88,7 @@ function eventsQuery(where: FragmentSqlToken | ListSqlToken, limit: number, with
     select e.source, e.webhook_id as id, e.event_type as type, e.received_at,
            ${stateExpression} as state,
            o.code as outcome_code, o.outcome::text as outcome_text, o.recorded_at as outcome_at,
-           coalesce(o.order_ref, k.payload ->> 'ref', k.payload ->> 'order') as order_ref,
+           coalesce(o.order_ref, k.payload ->> 'order', k.payload ->> 'ref') as order_ref,
            coalesce(o.attempts, j.attempts, 0) as attempts,
            case when o.webhook_id is null then nullif(split_part(coalesce(j.last_error, case when j.id is null then 'its job is gone' end, ''), E'\\n', 1), '') end as last_error
            ${withBody ? sql.fragment`, e.body` : sql.fragment``}

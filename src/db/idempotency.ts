@@ -174,11 +174,14 @@ export async function claimKeysAndEnqueue(db: Queryable, claims: readonly Claim[
   return claimed;
 }
 
-/** The order an outcome concerns: the ref or order the command named (placements name their ref). */
+/**
+ * The order an outcome concerns: the order the command named, or a placement's ref (a return
+ * request names its order and its own ref: the order is the one meant).
+ */
 function orderNamed(payload: unknown): string | null {
   if (payload === null || typeof payload !== 'object') return null;
   const p = payload as Record<string, unknown>;
-  const named = p.ref ?? p.order;
+  const named = p.order ?? p.ref;
   return typeof named === 'string' ? named : null;
 }
 

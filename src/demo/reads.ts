@@ -69,3 +69,83 @@ export async function refusalOf(
     return { sqlstate: pg.code, message: pg.message, code: mapDatabaseError(error)?.code ?? null };
   }
 }
+
+/** An order's lines: what happened to its units, by SKU ({qty, cancelled, shipped, delivered, rto, returned}). */
+export async function lineCounts(db: Queryable, ref: string): Promise<Record<string, Record<string, bigint>>> {
+  const rows = await db.any(sql.type(
+    z.object({
+      sku: z.string(),
+      qty: z.bigint(),
+      cancelled: z.bigint(),
+      shipped: z.bigint(),
+      delivered: z.bigint(),
+      rto: z.bigint(),
+      returned: z.bigint(),
+    }),
+  )`
+    select i.sku, i.qty, i.cancelled, i.shipped, i.delivered, i.rto, i.returned
+    from order_items i join orders o on o.id = i.order_id where o.ref = ${ref} order by i.sku collate "C"`);
+  return Object.fromEntries(rows.map(({ sku, ...counts }) => [sku, counts]));
+}
+
+/** An order's states, oldest first ("(new)" excluded): e.g. ["pending", "confirmed", "shipped"]. */
+export async function orderPath(db: Queryable, ref: string): Promise<readonly string[]> {
+  return db.anyFirst(sql.type(z.object({ to_state: z.string() }))`
+    select t.to_state from order_transitions t join orders o on o.id = t.order_id where o.ref = ${ref} order by t.id`);
+}
+
+/** A shipment's states, oldest first, by its tracking number. */
+export async function shipmentPath(db: Queryable, tracking: string): Promise<readonly string[]> {
+  return db.anyFirst(sql.type(z.object({ to_state: z.string() }))`
+    select t.to_state from shipment_transitions t join shipments s on s.id = t.shipment_id where s.tracking = ${tracking} order by t.id`);
+}
+
+/** The stock movements that name an order, by kind: {kind: units put back on hand}. */
+export async function orderMovements(db: Queryable, ref: string): Promise<Record<string, bigint>> {
+  const rows = await db.any(sql.type(z.object({ kind: z.string(), units: z.bigint() }))`
+    select m.kind, sum(m.on_hand_delta)::int8 as units from inventory_movements m join orders o on o.id = m.order_id
+    where o.ref = ${ref} group by m.kind order by m.kind`);
+  return Object.fromEntries(rows.map((r) => [r.kind, r.units]));
+}
+
+/** The whole ledger's size: journal entries and postings. */
+export async function ledgerSize(db: Queryable): Promise<{ entries: bigint; postings: bigint }> {
+  return db.one(sql.type(z.object({ entries: z.bigint(), postings: z.bigint() }))`
+    select (select count(*) from journal_entries) as entries, (select count(*) from postings) as postings`);
+}
+
+/** An order's postings of one kind of journal entry, summed by account: {account: amount}. */
+export async function orderPostings(db: Queryable, ref: string, kind?: string): Promise<Record<string, bigint>> {
+  const rows = await db.any(sql.type(z.object({ account: z.string(), amount: z.bigint() }))`
+    select p.account, sum(p.amount)::int8 as amount
+    from postings p join journal_entries e on e.id = p.entry_id join orders o on o.id = e.order_id
+    where o.ref = ${ref} and (${kind ?? null}::text is null or e.kind = ${kind ?? null})
+    group by p.account order by p.account`);
+  return Object.fromEntries(rows.map((r) => [r.account, r.amount]));
+}
+
+/** Each seller's money in an order: captured, refunded, commission kept (order_seller_splits). */
+export async function sellerMoney(
+  db: Queryable,
+  ref: string,
+): Promise<Record<string, { captured: bigint; refunded: bigint; commission_kept: bigint }>> {
+  const rows = await db.any(sql.type(
+    z.object({ seller: z.string(), captured: z.bigint(), refunded: z.bigint(), commission_kept: z.bigint() }),
+  )`
+    select s.seller, s.captured, s.refunded, s.commission_kept
+    from order_seller_splits s join orders o on o.id = s.order_id where o.ref = ${ref} order by s.seller`);
+  return Object.fromEntries(rows.map(({ seller, ...money }) => [seller, money]));
+}
+
+/** An order's refunds, oldest first, each with its split per seller. */
+export async function refundsOf(
+  db: Queryable,
+  ref: string,
+): Promise<readonly { kind: string; amount: bigint; seller: string; allocated: bigint; commission_reversed: bigint }[]> {
+  return db.any(sql.type(
+    z.object({ kind: z.string(), amount: z.bigint(), seller: z.string(), allocated: z.bigint(), commission_reversed: z.bigint() }),
+  )`
+    select f.kind, f.amount, a.seller, a.amount as allocated, a.commission_reversed
+    from refunds f join orders o on o.id = f.order_id join refund_allocations a on a.refund_id = f.id
+    where o.ref = ${ref} order by f.created_at, f.id, a.seller`);
+}

@@ -13,10 +13,12 @@ import { type DemoDatabase, type KeptDatabase, openDemoDatabase } from './databa
 import { createProcesses, type Processes } from './processes.ts';
 import { runStep, type Step, type StepResult } from './step.ts';
 import { allOrNothing } from './steps/all-or-nothing.ts';
+import { codRefusedAtDoor } from './steps/cod-refused.ts';
 import { frozenMoney } from './steps/frozen-money.ts';
 import { maintenanceHoldsWork } from './steps/maintenance.ts';
 import { noOversell } from './steps/no-oversell.ts';
 import { outboundWebhooks } from './steps/outbound-webhooks.ts';
+import { partialReturnRefund } from './steps/partial-return.ts';
 import { reconcileClean } from './steps/reconcile-clean.ts';
 import { CORRUPTED_SKU, reconcileNamesCorruption } from './steps/reconcile-corruption.ts';
 import { replayedCliCommand } from './steps/replayed-cli-command.ts';
@@ -35,6 +37,8 @@ export const tour: readonly Step[] = [
   maintenanceHoldsWork,
   workerSigkill,
   outboundWebhooks,
+  codRefusedAtDoor,
+  partialReturnRefund,
   reconcileClean,
   reconcileNamesCorruption,
 ];

@@ -75,6 +75,77 @@ const StoredTransition = z.object({
   reason: z.string().nullable(),
 });
 
+/** Units of a shipment, return or refund, as the lifecycle triggers keep them (sql/committed/000014.sql). */
+const StoredUnits = z.array(z.object({ sku: z.string(), qty: bigintText }));
+
+/** The order beside a shipment, return or refund event: who it is and its state when the event was written. */
+const StoredOrderBrief = z.object({ id: z.string(), ref: z.string(), state: z.string() });
+
+/** lifecycle_shipment(): a shipment as it is at its transition. */
+const StoredShipment = z.object({
+  id: z.string(),
+  ref: z.string(),
+  tracking: z.string().nullable(),
+  courier: z.string(),
+  state: z.string(),
+  items: StoredUnits,
+  created_at: isoTime,
+});
+
+/** lifecycle_return(): a return as it is at its transition. */
+const StoredReturn = z.object({
+  id: z.string(),
+  ref: z.string(),
+  state: z.string(),
+  items: StoredUnits,
+  reason: z.string(),
+  disposition: z.string().nullable(),
+  created_at: isoTime,
+});
+
+/** refund_allocations_outbox(): a refund, its units and its split per seller. */
+const StoredRefund = z.object({
+  id: z.string(),
+  kind: z.string(),
+  amount: bigintText,
+  currency: z.string(),
+  reason: z.string(),
+  items: StoredUnits,
+  sellers: z.array(z.object({ seller: z.string(), amount: bigintText, commission_reversed: bigintText })),
+  created_at: isoTime,
+});
+
+/**
+ * A shipment, return or refund event in the JSON every reader gets: quantities as integers, money
+ * as {amount, currency}, times ISO-8601 in UTC (the trigger keeps them as text).
+ */
+function lifecycleData(event: OutboundEventRow): Record<string, unknown> {
+  const data = event.data;
+  const sequence = event.sequence !== null ? { sequence: event.sequence } : {};
+  if (event.type === 'refund.issued') {
+    const { amount, currency, sellers, ...refund } = StoredRefund.parse(data.refund);
+    const money = (value: bigint) => moneyJson({ amount: value, currency: currency as Currency });
+    const order = StoredOrderBrief.extend({ refunded: bigintText }).parse(data.order);
+    return {
+      refund: {
+        id: refund.id,
+        kind: refund.kind,
+        amount: money(amount),
+        reason: refund.reason,
+        items: refund.items,
+        sellers: sellers.map((s) => ({ seller: s.seller, amount: money(s.amount), commission_reversed: money(s.commission_reversed) })),
+        created_at: refund.created_at,
+      },
+      order: { ...order, refunded: money(order.refunded) },
+      ...sequence,
+    };
+  }
+  const order = StoredOrderBrief.parse(data.order);
+  const transition = StoredTransition.parse(data.transition);
+  if (event.type.startsWith('shipment.')) return { shipment: StoredShipment.parse(data.shipment), order, transition, ...sequence };
+  return { return: StoredReturn.parse(data.return), order, transition, ...sequence };
+}
+
 /** The event's `data`, for the body and for `haat deliveries show`. */
 export function eventData(event: OutboundEventRow): Record<string, unknown> {
   const data = event.data;
@@ -93,6 +164,7 @@ export function eventData(event: OutboundEventRow): Record<string, unknown> {
       transition: StoredTransition.parse(event.transition),
     };
   }
+  if (event.type.startsWith('shipment.') || event.type.startsWith('return.') || event.type === 'refund.issued') return lifecycleData(event);
   return { ...data, ...(event.sequence !== null ? { sequence: event.sequence } : {}) };
 }
 

@@ -22,6 +22,8 @@ const STEPS = [
   'maintenance_holds_work',
   'worker_sigkill',
   'outbound_webhooks',
+  'cod_refused_at_door',
+  'partial_return_refund',
   'reconcile_clean',
   'reconcile_names_corruption',
 ];
@@ -87,9 +89,9 @@ describe('haat demo', () => {
       STEPS.map((_, i) => ['✔', i + 1]),
       result.stdout,
     );
-    assert.match(result.stdout, /^haat demo: 11 guarantees/);
+    assert.match(result.stdout, /^haat demo: 13 guarantees/);
     assert.match(result.stdout, /database {3}a temporary embedded PostgreSQL in \S+ \(PostgreSQL \d+/);
-    assert.match(result.stdout, /^11\/11 guarantees held in \d+(\.\d)? s\.$/m);
+    assert.match(result.stdout, /^13\/13 guarantees held in \d+(\.\d)? s\.$/m);
     assert.ok(!result.stdout.includes('\u001b['), 'no colours or cursor moves when stdout is not a terminal');
     assert.deepEqual(await processesMentioning(tmp), [], 'its worker, intake and PostgreSQL are stopped');
 
@@ -120,10 +122,20 @@ describe('haat demo', () => {
     const told = report.steps.find((s) => s.name === 'outbound_webhooks');
     assert.match(
       told?.details.saw ?? '',
-      /order\.pending \(sequence 1, signature verified\), order\.confirmed \(sequence 2, signature verified\); order\.shipped answered 503, then 204\b.*: delivered on attempt 2; endpoint removed/,
+      /order\.pending \(sequence 1, signature verified\), order\.confirmed \(sequence 2, signature verified\); order\.shipped \(sequence 4\) answered 503, then 204\b.*: delivered on attempt 2; endpoint removed/,
+    );
+    const refused = report.steps.find((s) => s.name === 'cod_refused_at_door');
+    assert.match(
+      refused?.details.saw ?? '',
+      /^COD-1 returned_to_origin; BAMBOO-BASKET on hand 1 after confirmation, 3 once back \(rto_restock 2\); 0 postings for COD-1, 0 journal entries added; a refund: exit 3 conflict$/,
+    );
+    const returned = report.steps.find((s) => s.name === 'partial_return_refund');
+    assert.match(
+      returned?.details.saw ?? '',
+      /^refunded ₹129\.85 \(ERI-SILK-SHAWL's frozen price\); commission kept ₹26\.55 → ₹13\.56 .*so ₹12\.99 reversed .*reconcile exit 0$/,
     );
     const reconciled = report.steps.find((s) => s.name === 'reconcile_clean');
-    assert.match(reconciled?.details.saw ?? '', /^exit 0: all 9 checks hold: .*events are delivered$/);
+    assert.match(reconciled?.details.saw ?? '', /^exit 0: all 10 checks hold: .*events are delivered, lifecycle holds$/);
     assert.equal(await databaseExists(report.database.name), false, 'the scratch database is dropped');
     assert.deepEqual(await demoFolders(tmp), [], 'the temporary HAAT_HOME is removed');
   });

@@ -615,6 +615,25 @@ describe('returns and refunds', () => {
     await reconciles();
   });
 
+  test('refunded in full while in transit, then delivered: the order ends refunded (delivered, then refunded, both recorded)', async () => {
+    await confirmed('P-TRANSIT', ['TEA-1KG:1']);
+    await ok('order', 'ship', 'P-TRANSIT', '--tracking', 'AWB-TRANSIT');
+    const refunded = await ok('order', 'refund', 'P-TRANSIT', '--reason', 'parcel late, refunded anyway');
+    assert.equal(refunded.state, 'shipped');
+    assert.deepEqual(refunded.refunded, { amount: TEA, currency: 'INR' });
+    const delivered = await ok('order', 'deliver', 'P-TRANSIT');
+    assert.equal(delivered.state, 'refunded');
+    const history = await ok<{ from: string | null; to: string }[]>('order', 'history', 'P-TRANSIT');
+    assert.deepEqual(
+      history.slice(-2).map((h) => [h.from, h.to]),
+      [
+        ['shipped', 'delivered'],
+        ['delivered', 'refunded'],
+      ],
+    );
+    await reconciles();
+  });
+
   test('refunds: by items at the frozen prices, by amount (1 paisa), both, then neither (the rest) → refunded', async () => {
     // The catalog price changes after confirmation (there is no command for it: by SQL); refunds by
     // items still use the price frozen in the order.

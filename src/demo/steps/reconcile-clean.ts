@@ -1,5 +1,6 @@
 // Guarantee: after everything the tour did (races, refusals, duplicates, a killed worker, a
-// storefront that failed once), every invariant holds, as `haat reconcile` (a real process) checks them.
+// storefront that failed once, a parcel refused at the door, a partial return refunded), every
+// invariant holds, as `haat reconcile` (a real process) checks them.
 import { z } from 'zod';
 import { sql } from '../../db/sql.ts';
 import { exitOf } from '../reads.ts';
@@ -19,7 +20,7 @@ export const reconcileClean: Step = {
       (report.checks ?? []).filter((c) => !c.ok).map((c) => c.name),
       [],
     );
-    check('checks run', report.checks?.length ?? 0, 9);
+    check('checks run', report.checks?.length ?? 0, 10);
     const counts = await ctx.pool.one(sql.type(
       z.object({ orders: z.bigint(), movements: z.bigint(), events: z.bigint(), outbound: z.bigint(), deliveries: z.bigint() }),
     )`
