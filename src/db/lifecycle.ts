@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Line, Pick, SellerMoney } from '../domain/orders/lifecycle.ts';
 import type { ReturnState } from '../domain/orders/returns.ts';
 import type { ShipmentState } from '../domain/orders/shipments.ts';
+import { InvariantError } from '../errors.ts';
 import { registerConstraint } from './errors.ts';
 import { type CommandRef, lockStock } from './inventory.ts';
 import type { DatabaseTransaction, Queryable } from './pool.ts';
@@ -142,6 +143,43 @@ export async function restockUnits(
     update inventory i set on_hand = i.on_hand + p.qty, updated_at = now() from p where i.sku = p.sku`);
 }
 
+/** Units of a shipment, return or refund, written with it (one statement). */
+async function insertUnits(
+  tx: DatabaseTransaction,
+  into: 'shipment_items' | 'return_items' | 'refund_items',
+  id: string,
+  units: readonly Pick[],
+): Promise<void> {
+  if (units.length === 0) return;
+  const owner = sql.identifier([{ shipment_items: 'shipment_id', return_items: 'return_id', refund_items: 'refund_id' }[into]]);
+  await tx.query(sql.unsafe`
+    insert into ${sql.identifier([into])} (${owner}, sku, qty)
+    select ${id}::uuid, p.sku, p.qty from unnest(${sql.array(
+      units.map((p) => p.sku),
+      'text',
+    )}, ${sql.array(
+      units.map((p) => p.qty.toString()),
+      'int8',
+    )}) as p(sku, qty)`);
+}
+
+type HistoryMeta = { actor: string; reason: string | null; command: CommandRef };
+
+/** A shipment's or return's history row: from (null when it is new) → to, with who, why and the command. */
+async function insertHistory(
+  tx: DatabaseTransaction,
+  into: 'shipment_transitions' | 'return_transitions',
+  id: string,
+  from: string | null,
+  to: string,
+  meta: HistoryMeta,
+): Promise<void> {
+  const owner = sql.identifier([into === 'shipment_transitions' ? 'shipment_id' : 'return_id']);
+  await tx.query(sql.unsafe`
+    insert into ${sql.identifier([into])} (${owner}, from_state, to_state, actor, reason, command_scope, command_key)
+    values (${id}::uuid, ${from}, ${to}, ${meta.actor}, ${meta.reason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+}
+
 // ---- Shipments ------------------------------------------------------------------------------
 
 export const ShipmentRow = z.object({
@@ -192,18 +230,8 @@ export async function insertShipment(
     insert into shipments (order_id, ref, tracking, courier, state)
     values (${shipment.orderId}::uuid, ${shipment.ref}, ${shipment.tracking}, ${shipment.courier}, 'dispatched')
     returning id::text as id`);
-  await tx.query(sql.unsafe`
-    insert into shipment_items (shipment_id, sku, qty)
-    select ${id}::uuid, p.sku, p.qty from unnest(${sql.array(
-      shipment.items.map((p) => p.sku),
-      'text',
-    )}, ${sql.array(
-      shipment.items.map((p) => p.qty.toString()),
-      'int8',
-    )}) as p(sku, qty)`);
-  await tx.query(sql.unsafe`
-    insert into shipment_transitions (shipment_id, from_state, to_state, actor, reason, command_scope, command_key)
-    values (${id}::uuid, null, 'dispatched', ${meta.actor}, ${meta.reason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  await insertUnits(tx, 'shipment_items', id, shipment.items);
+  await insertHistory(tx, 'shipment_transitions', id, null, 'dispatched', meta);
   return id;
 }
 
@@ -214,11 +242,11 @@ export async function moveShipment(
   to: ShipmentState,
   meta: { actor: string; reason: string | null; command: CommandRef },
 ): Promise<void> {
-  await tx.query(sql.unsafe`
+  const moved = await tx.query(sql.unsafe`
     update shipments set state = ${to}, updated_at = now() where id = ${shipment.id}::uuid and state = ${shipment.state}`);
-  await tx.query(sql.unsafe`
-    insert into shipment_transitions (shipment_id, from_state, to_state, actor, reason, command_scope, command_key)
-    values (${shipment.id}::uuid, ${shipment.state}, ${to}, ${meta.actor}, ${meta.reason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  // Every writer of a shipment holds its order's lock and read it under that lock: it cannot have moved.
+  if (moved.rowCount !== 1) throw new InvariantError(`shipment ${shipment.ref} was not ${shipment.state} under its order's lock`);
+  await insertHistory(tx, 'shipment_transitions', shipment.id, shipment.state, to, meta);
 }
 
 export const LifecycleTransitionRow = z.object({
@@ -272,18 +300,8 @@ export async function insertReturn(
   const id = await tx.oneFirst(sql.type(z.object({ id: z.string() }))`
     insert into returns (order_id, ref, state, reason) values (${ret.orderId}::uuid, ${ret.ref}, 'requested', ${ret.reason})
     returning id::text as id`);
-  await tx.query(sql.unsafe`
-    insert into return_items (return_id, sku, qty)
-    select ${id}::uuid, p.sku, p.qty from unnest(${sql.array(
-      ret.items.map((p) => p.sku),
-      'text',
-    )}, ${sql.array(
-      ret.items.map((p) => p.qty.toString()),
-      'int8',
-    )}) as p(sku, qty)`);
-  await tx.query(sql.unsafe`
-    insert into return_transitions (return_id, from_state, to_state, actor, reason, command_scope, command_key)
-    values (${id}::uuid, null, 'requested', ${meta.actor}, ${ret.reason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  await insertUnits(tx, 'return_items', id, ret.items);
+  await insertHistory(tx, 'return_transitions', id, null, 'requested', { ...meta, reason: ret.reason });
   return id;
 }
 
@@ -293,12 +311,11 @@ export async function moveReturn(
   to: ReturnState,
   meta: { actor: string; reason: string | null; command: CommandRef; disposition?: 'restock' | 'write_off' },
 ): Promise<void> {
-  await tx.query(sql.unsafe`
+  const moved = await tx.query(sql.unsafe`
     update returns set state = ${to}, disposition = coalesce(${meta.disposition ?? null}, disposition), updated_at = now()
     where id = ${ret.id}::uuid and state = ${ret.state}`);
-  await tx.query(sql.unsafe`
-    insert into return_transitions (return_id, from_state, to_state, actor, reason, command_scope, command_key)
-    values (${ret.id}::uuid, ${ret.state}, ${to}, ${meta.actor}, ${meta.reason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
+  if (moved.rowCount !== 1) throw new InvariantError(`return ${ret.ref} was not ${ret.state} under its order's lock`);
+  await insertHistory(tx, 'return_transitions', ret.id, ret.state, to, meta);
 }
 
 /** Units of each SKU in the order's returns still requested (not yet received or rejected). */
@@ -340,17 +357,7 @@ export async function insertRefund(
     insert into refunds (order_id, kind, amount, currency, reason, command_scope, command_key)
     values (${refund.orderId}::uuid, ${refund.kind}, ${refund.amount}, ${refund.currency}, ${refund.reason}, ${command?.scope ?? null}, ${command?.key ?? null})
     returning id::text as id`);
-  if (refund.items.length > 0) {
-    await tx.query(sql.unsafe`
-      insert into refund_items (refund_id, sku, qty)
-      select ${id}::uuid, p.sku, p.qty from unnest(${sql.array(
-        refund.items.map((p) => p.sku),
-        'text',
-      )}, ${sql.array(
-        refund.items.map((p) => p.qty.toString()),
-        'int8',
-      )}) as p(sku, qty)`);
-  }
+  await insertUnits(tx, 'refund_items', id, refund.items);
   await tx.query(sql.unsafe`
     insert into refund_allocations (refund_id, seller, amount, commission_reversed)
     select ${id}::uuid, a.seller, a.amount, a.reversed from unnest(${sql.array(
