@@ -60,8 +60,14 @@ export async function benchReconcile(options: ReconcileBenchOptions): Promise<Re
              case when o.state = 'pending' then now() + interval '15 minutes' else now() - interval '1 day' end,
              case when o.state in ('confirmed','shipped','delivered','refunded') then 'pay-' || o.g end, ${BPS}, now(), now()
       from o`);
+      // Per-line counts as the lifecycle keeps them: cancelled whole (while pending), shipped, delivered.
       await db.query(
-        `insert into order_items (order_id, sku, qty, unit_price, total) select order_id, sku, qty, unit_price, qty * unit_price from i`,
+        `insert into order_items (order_id, sku, qty, unit_price, total, cancelled, shipped, delivered)
+      select i.order_id, i.sku, i.qty, i.unit_price, i.qty * i.unit_price,
+             case when o.state = 'cancelled' then i.qty else 0 end,
+             case when o.state in ('shipped','delivered','refunded') then i.qty else 0 end,
+             case when o.state in ('delivered','refunded') then i.qty else 0 end
+      from i join o on o.id = i.order_id`,
       );
       // Transitions: the path from (new) to each state.
       await db.query(`insert into order_transitions (order_id, from_state, to_state, actor)
@@ -103,9 +109,30 @@ export async function benchReconcile(options: ReconcileBenchOptions): Promise<Re
       select sku, sum(on_hand_delta), sum(reserved_delta) from inventory_movements group by sku`);
       // Money: splits (commission = 10% exactly: every price is a multiple of 10) and a capture
       // entry for every paid order; a cancellation-style reversal for refunded ones.
-      await db.query(`insert into order_seller_splits (order_id, seller, subtotal, commission, payout)
-      select order_id, seller, sum(qty * unit_price), sum(qty * unit_price) * ${BPS} / 10000, sum(qty * unit_price) - sum(qty * unit_price) * ${BPS} / 10000
-      from i group by order_id, seller`);
+      // Captured whole when paid; a refunded order refunded whole (reversed by one entry, as before
+      // refunds were recorded) and keeping no commission.
+      await db.query(`insert into order_seller_splits (order_id, seller, subtotal, commission, payout, captured, refunded, commission_kept)
+      select i.order_id, i.seller, sum(i.qty * i.unit_price), sum(i.qty * i.unit_price) * ${BPS} / 10000, sum(i.qty * i.unit_price) - sum(i.qty * i.unit_price) * ${BPS} / 10000,
+             case when o.state in ('confirmed','shipped','delivered','refunded') then sum(i.qty * i.unit_price) else 0 end,
+             case when o.state = 'refunded' then sum(i.qty * i.unit_price) else 0 end,
+             case when o.state in ('confirmed','shipped','delivered') then sum(i.qty * i.unit_price) * ${BPS} / 10000 else 0 end
+      from i join o on o.id = i.order_id group by i.order_id, i.seller, o.state`);
+      // One parcel per shipped order (delivered when the order was), its history and its events.
+      await db.query(`insert into shipments (order_id, ref, courier, state)
+      select o.id, 'BS-' || o.g, 'default', case when o.state = 'shipped' then 'dispatched' else 'delivered' end
+      from o where o.state in ('shipped','delivered','refunded')`);
+      await db.query(`insert into shipment_items (shipment_id, sku, qty)
+      select s.id, i.sku, i.qty from shipments s join i on i.order_id = s.order_id`);
+      await db.query(`insert into shipment_transitions (shipment_id, from_state, to_state, actor)
+      select s.id, t.from_state, t.to_state, 'bench' from shipments s cross join lateral (
+        select * from (values (1, null, 'dispatched'), (2, 'dispatched', case when s.state = 'delivered' then 'delivered' end)) v(step, from_state, to_state)
+        where v.to_state is not null
+      ) t order by s.ref, t.step`);
+      await db.query(`insert into outbound_events (id, type, order_id, sequence, shipment_transition_id, data)
+      select outbox_id('evt_'), 'shipment.' || t.to_state, s.order_id,
+             (select max(e.sequence) from outbound_events e where e.order_id = s.order_id) + row_number() over (partition by s.order_id order by t.id),
+             t.id, jsonb_build_object('shipment', lifecycle_shipment(s) || jsonb_build_object('state', t.to_state))
+      from shipment_transitions t join shipments s on s.id = t.shipment_id`);
       await db.query(`create temp table paid as
       select o.id, o.state, row_number() over (order by o.g) as n from o where o.state in ('confirmed','shipped','delivered','refunded')`);
       await db.query(`insert into journal_entries (order_id, kind) select id, 'capture' from paid order by n`);
@@ -167,7 +194,7 @@ export async function benchReconcile(options: ReconcileBenchOptions): Promise<Re
 
     const { rows: sizes } = await db.query<{ t: string; n: string }>(`
     select relname as t, n_live_tup::text as n from pg_stat_user_tables
-    where relname in ('inventory','inventory_movements','reservations','orders','order_items','order_transitions','order_seller_splits','journal_entries','postings','outbound_events')
+    where relname in ('inventory','inventory_movements','reservations','orders','order_items','order_transitions','order_seller_splits','journal_entries','postings','outbound_events','shipments','shipment_items','shipment_transitions')
     order by relname`);
     const [checks, reconcileMs] = await timed('reconcile', () => reconcile(reader));
     const failing = checks.filter((c) => !c.ok);
@@ -186,7 +213,7 @@ export async function benchReconcile(options: ReconcileBenchOptions): Promise<Re
     const version = (await reader.oneFirst(sql.type(z.object({ v: z.string() }))`select current_setting('server_version') as v`)) as string;
     await db.end();
     return {
-      benchmark: 'haat reconcile (invariants 1-8, set-based)',
+      benchmark: 'haat reconcile (invariants 1-10, set-based)',
       postgres: version,
       rows: Object.fromEntries(sizes.map((r) => [r.t, Number(r.n)])),
       load_ms: loadMs,

@@ -359,7 +359,7 @@ export async function orderViolations(db: Queryable): Promise<readonly { order_r
            format('%s with %s active, %s finalized of %s reservations for %s items', o.state, coalesce(r.active, 0), coalesce(r.finalized, 0), coalesce(r.total, 0), coalesce(i.n, 0)) as detail
     from orders o left join r on r.holder = o.id::text left join items i on i.order_id = o.id
     where (o.state = 'pending' and (coalesce(r.active, 0) <> coalesce(i.n, 0) or coalesce(r.total, 0) <> coalesce(r.active, 0)))
-       or (o.state in ('confirmed', 'shipped', 'delivered', 'refunded') and coalesce(r.finalized, 0) <> coalesce(i.n, 0))
+       or (o.state in ('confirmed', 'partially_shipped', 'shipped', 'delivered', 'returned_to_origin', 'refunded') and coalesce(r.finalized, 0) <> coalesce(i.n, 0))
        or (o.state in ('cancelled', 'expired', 'rejected') and coalesce(r.active, 0) <> 0)
     union all
     select o.ref, 'transitions_form_a_chain', format('%s -> %s (step %s)', coalesce(c.from_state, '(new)'), c.to_state, c.n)

@@ -34,7 +34,7 @@ describe('haat reconcile', () => {
     assert.equal(report.ok, true);
     assert.deepEqual(
       report.checks.map((c: { invariant: number; ok: boolean }) => [c.invariant, c.ok]),
-      [1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => [n, true]),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => [n, true]),
     );
     const human = await runCli(['reconcile'], { env });
     assert.match(human.stdout, /ledger_balances\s+ok/);
@@ -123,6 +123,11 @@ describe('haat reconcile', () => {
         ],
         (v) => v.kind === 'rejected_order_without_lines' && v.subject === 'R-empty',
       ],
+      [
+        'lifecycle_holds',
+        [sql.unsafe`update order_items set shipped = qty where order_id = ${paid.id}::uuid`],
+        (v) => v.kind === 'shipped_matches_shipments' && v.subject === 'R-paid',
+      ],
     ];
     for (const [name, statements, offender] of cases) {
       for (const statement of statements) await db.pool.query(statement);
@@ -134,7 +139,7 @@ describe('haat reconcile', () => {
     assert.equal(result.code, 1);
     const doc = JSON.parse(result.stdout) as { error: { code: string; details: { checks: { ok: boolean }[] } } };
     assert.equal(doc.error.code, 'invariant_violation');
-    assert.equal(doc.error.details.checks.filter((c) => !c.ok).length, 8);
+    assert.equal(doc.error.details.checks.filter((c) => !c.ok).length, 9);
     const failedJob = await db.pool.oneFirst(sql.type(z.object({ id: z.string() }))`
       select (graphile_worker.add_job('ping'::text, '{}'::json, max_attempts => 1)).id::text as id`);
     await db.pool.query(
