@@ -1,6 +1,8 @@
 // npm run soak -- [--duration 60] [--workers 3]
 // Starts an intake and N worker processes on a fresh database and drives mixed load through the
-// real surfaces (signed webhooks; CLI restocks and cancels; expiry), while injecting faults:
+// real surfaces (signed webhooks; CLI restocks and cancels; expiry; the order lifecycle — cash on
+// delivery, partial shipments, failed deliveries and RTO, returns and refunds, by webhooks and CLI
+// writes, scripts/soak/lifecycle.ts), while injecting faults:
 // SIGKILL and restart of workers, pg_terminate_backend of random connections, duplicate and
 // out-of-order deliveries, maintenance toggled on and off. Conservation is checked on every
 // snapshot read; at the end the queue drains and `haat reconcile` must pass. Exits non-zero on
@@ -27,6 +29,7 @@ import { signedHeaders } from '../src/intake/sign.ts';
 import { createLogger } from '../src/log.ts';
 import { JITTER, RETRY_SCHEDULE_SECONDS } from '../src/outbox/schedule.ts';
 import { createScratchDatabase, intOption } from './scratch-database.ts';
+import { createLifecycleTraffic } from './soak/lifecycle.ts';
 import { type Phase, startSoakReceiver } from './soak/receiver.ts';
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '60' }, workers: { type: 'string', default: '3' } } });
@@ -58,11 +61,12 @@ const env = {
   HAAT_WEBHOOK_SECRET_LOGISTICS: secret,
   HAAT_ACTOR: 'soak',
 };
-const start = (args: string[]): ChildProcess =>
-  spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
-const cli = (args: string[]) =>
+const start = (args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): ChildProcess =>
+  spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: ['ignore', 'ignore', stderr] });
+/** A one-shot command: its exit code. `quiet`: its refusals are expected, and not printed. */
+const cli = (args: string[], quiet = false) =>
   new Promise<number>((resolve) => {
-    const child = start(args);
+    const child = start(args, quiet ? 'ignore' : 'inherit');
     child.on('close', (code) => resolve(code ?? -1));
   });
 /** A one-shot command with --json: its exit code and what it printed. */
@@ -124,8 +128,9 @@ receiver.verifyWith(endpoint.secret);
 
 await cli(['seller', 'add', 'soak', '--name', 'Soak']);
 const skus = ['S-A', 'S-B', 'S-C', 'S-D'];
+const PRICE = 1000;
 for (const s of skus) {
-  await cli(['sku', 'add', s, '--seller', 'soak', '--price', '1000', '--currency', 'INR']);
+  await cli(['sku', 'add', s, '--seller', 'soak', '--price', String(PRICE), '--currency', 'INR']);
   await cli(['stock', 'receive', s, '200']);
 }
 
@@ -365,12 +370,17 @@ async function checkDeliveries(settled: Awaited<ReturnType<typeof settleDeliveri
   };
 }
 
+const life = createLifecycleTraffic({ db, post, cli: (args) => cli(args, true), skus, price: PRICE, violations: stats.violations });
+
 let n = 0;
 const deadline = Date.now() + durationMs;
 while (Date.now() < deadline) {
   n++;
   const ref = `SO-${n}`;
   const s = skus[n % skus.length] as string;
+  // One or two lines, prepaid or cash on delivery, and the lifecycle story it lives once confirmed.
+  const roll = n % 10;
+  const placement = life.placement(n, s, roll < 6);
   const placed = JSON.stringify({
     type: 'order.placed',
     timestamp: new Date().toISOString(),
@@ -379,14 +389,17 @@ while (Date.now() < deadline) {
       ref,
       buyer: `b-${n}`,
       currency: n % 13 === 0 ? 'USD' : 'INR',
-      items: [{ sku: n % 11 === 0 ? 'NO-SUCH-SKU' : s, qty: 1 + (n % 3) }],
+      items: n % 11 === 0 ? [{ sku: 'NO-SUCH-SKU', qty: 1 + (n % 3) }] : placement.items,
+      ...(placement.cod ? { payment_method: 'cod' } : {}),
     },
   });
   const id = `evt_place_${n}`;
-  const roll = n % 10;
-  if (roll === 0) {
+  if (placement.cod) {
+    // Cash on delivery: confirmed without a payment (by the storefront, or the CLI).
+    await life.confirmCod(n, ref, () => post('storefront', 'order.placed', null, id, placed));
+  } else if (roll === 0) {
     // out of order: the payment first
-    await post('payments', 'payment.captured', { order_ref: ref, payment_ref: `pay_${n}`, amount: 1000 * (1 + (n % 3)), currency: 'INR' });
+    await post('payments', 'payment.captured', { order_ref: ref, payment_ref: `pay_${n}`, amount: placement.total, currency: 'INR' });
     await post('storefront', 'order.placed', null, id, placed);
   } else {
     await post('storefront', 'order.placed', null, id, placed);
@@ -394,7 +407,7 @@ while (Date.now() < deadline) {
       await post('payments', 'payment.captured', {
         order_ref: ref,
         payment_ref: `pay_${n}`,
-        amount: 1000 * (1 + (n % 3)),
+        amount: placement.total,
         currency: 'INR',
       });
     if (roll === 6) await post('payments', 'payment.failed', { order_ref: ref, payment_ref: `pay_${n}`, reason: 'card_declined' });
@@ -406,6 +419,8 @@ while (Date.now() < deadline) {
     await post('storefront', 'order.placed', { ref: `SO-${n - 1}`, buyer: 'b-again', currency: 'INR', items: [{ sku: s, qty: 1 }] });
   }
   if (n % 3 === 0) await post('logistics', 'shipment.dispatched', { order_ref: `SO-${n - 2}`, tracking: `AWB${n}` });
+  life.schedule(n, ref, placement);
+  await life.tick(n);
   if (n % 25 === 0) {
     stats.cliWrites++;
     await cli(['stock', 'receive', s, '20', '--no-wait']);
@@ -427,19 +442,25 @@ while (Date.now() < deadline) {
     startWorkerAt(victim);
   }
   if (n % 35 === 0) {
-    const { rowCount } = await db.query(
-      `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and random() < 0.3`,
+    const { rowCount } = await life.fault(() =>
+      db.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and random() < 0.3`,
+      ),
     );
     stats.terminations += rowCount ?? 0;
   }
   if (n % 60 === 0) {
     stats.maintenanceToggles++;
-    await cli(['maintenance', 'on', '--reason', 'soak', '--yes']);
-    await sleep(500);
-    await cli(['maintenance', 'off', '--reason', 'soak']);
+    await life.fault(async () => {
+      await cli(['maintenance', 'on', '--reason', 'soak', '--yes']);
+      await sleep(500);
+      await cli(['maintenance', 'off', '--reason', 'soak']);
+    });
   }
   if (n % 5 === 0) await conservation();
 }
+// The lifecycle's CLI writes still running end (its stories' later steps go with the load).
+await life.settle();
 // The receiver recovers for good.
 phasesDone.abort();
 await phasing;
@@ -467,6 +488,7 @@ const { rows: rejections } = await db.query(
 );
 
 const webhooksOut = await checkDeliveries(webhooks);
+const lifecycle = await life.verdict(db, durationMs);
 
 finishing = true;
 await Promise.all([...workers.map((w) => stopCleanly(w, 'worker')), stopCleanly(intake, 'intake')]);
@@ -484,6 +506,7 @@ console.log(
       outcomes: Object.fromEntries(outcomes.map((r) => [r.outcome, r.n])),
       rejected_orders: Object.fromEntries(rejections.map((r) => [r.reject_reason, r.n])),
       webhooks_out: webhooksOut,
+      lifecycle,
       reconcile_exit: reconcile,
     },
     null,

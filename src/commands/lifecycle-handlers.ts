@@ -592,13 +592,15 @@ async function planRefund(
   }
   const money = await sellerMoneyOf(db, order.id);
   // The money of units not yet sent comes back by cancelling them (order cancel), never by a
-  // refund: it is kept out of what a refund may take, so they can still be sent, paid for.
+  // refund: it is kept out of what a refund may take, so they can still be sent, paid for. A COD
+  // order collected nothing for them (it captured only what was delivered): nothing is held back.
   const unsentValue = valueBySeller(
     lines,
     lines.map((l) => ({ sku: l.sku, qty: unsent(l) })),
   );
+  const collecting = collectsCash(order);
   const refundable = money.map((m) => {
-    const reserve = (m.captured > 0n ? unsentValue.get(m.seller) : 0n) ?? 0n;
+    const reserve = (m.captured > 0n && !collecting ? unsentValue.get(m.seller) : 0n) ?? 0n;
     const room = m.captured - m.refunded - reserve;
     return { ...m, captured: room > 0n ? m.refunded + room : m.refunded };
   });
@@ -609,9 +611,7 @@ async function planRefund(
       error: fromDomain(order, {
         ...decided,
         message:
-          held > 0n && !collectsCash(order)
-            ? `${decided.message} (${held} is for units not yet sent: cancel those instead)`
-            : decided.message,
+          held > 0n && !collecting ? `${decided.message} (${held} is for units not yet sent: cancel those instead)` : decided.message,
       }),
     };
   }
