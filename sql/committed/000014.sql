@@ -1,5 +1,5 @@
 --! Previous: sha1:14b9c03dc54ab7a12398646def259c88918ff718
---! Hash: sha1:f7b5e57e3c5248bd3336bea64816098a1e0629fa
+--! Hash: sha1:c65374fe391c6f1fd5c445555a3459e6063634cf
 
 -- The whole order lifecycle (docs/lifecycle.md): per-line quantities, shipments, returns, refunds
 -- and cash on delivery. Each machine is data here (…_transition_rules) and once in the domain
@@ -297,7 +297,9 @@ with o as (
   from orders where state in ('shipped', 'delivered', 'refunded')
 ), s as (
   insert into shipments (order_id, ref, tracking, state)
-  select id, 'S-' || ref, tracking, 'dispatched' from o
+  -- (A shipment ref holds 64 characters: a long order ref is cut and made unique by its order's id.)
+  select id, case when length(ref) <= 62 then 'S-' || ref else 'S-' || left(ref, 49) || '-' || left(replace(id::text, '-', ''), 12) end,
+         tracking, 'dispatched' from o
   returning id, order_id
 ), items as (
   insert into shipment_items (shipment_id, sku, qty)

@@ -1,5 +1,5 @@
---! Previous: sha1:f7b5e57e3c5248bd3336bea64816098a1e0629fa
---! Hash: sha1:379b10509cd9f739767961a925b5e6bd810c11d7
+--! Previous: sha1:c65374fe391c6f1fd5c445555a3459e6063634cf
+--! Hash: sha1:733d3c37ca51836495ecd3a45f77acbf077753ab
 
 -- Restocks name the order they come from, so reconcile can match every unit put back on hand
 -- (cancelled after payment, back from a failed delivery, returned by the buyer) to its movement.

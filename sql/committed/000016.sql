@@ -1,5 +1,5 @@
---! Previous: sha1:379b10509cd9f739767961a925b5e6bd810c11d7
---! Hash: sha1:4041b53c19a7a9e5208e070738494a283822f378
+--! Previous: sha1:733d3c37ca51836495ecd3a45f77acbf077753ab
+--! Hash: sha1:2ebded19acc4d5bb5e67e088bf3854676989639a
 
 -- What the lifecycle's tables hold is written once, with what it belongs to: an order's lines and
 -- seller splits in the transaction that places it, a shipment's, return's or refund's items (and a

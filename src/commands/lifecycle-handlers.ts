@@ -240,8 +240,24 @@ async function planShip(
         }),
       };
     }
-    const same = (a: readonly Pick[]) => JSON.stringify(a) === JSON.stringify(failed ? shipmentItems(failed) : []);
-    if (failed && (p.items === undefined || same(normaliseLines(asPicks(p.items) ?? [])))) return { order, picks: [], reattempt: failed };
+    if (failed) {
+      const text = (units: readonly Pick[]) =>
+        units
+          .map((u) => `${u.sku}:${u.qty}`)
+          .sort()
+          .join(',');
+      if (p.items === undefined || text(normaliseLines(asPicks(p.items) ?? [])) === text(shipmentItems(failed))) {
+        return { order, picks: [], reattempt: failed };
+      }
+      // Other units under the tracking number of a parcel still out: never a second parcel with it.
+      return {
+        error: refuse(
+          'conflict',
+          `order ${order.ref}: shipment ${failed.ref} with tracking ${p.tracking} holds ${text(shipmentItems(failed))}; dispatched again it is that parcel`,
+          { order: order.ref, shipment: failed.ref, state: failed.state },
+        ),
+      };
+    }
   }
   if (order.state !== 'confirmed' && order.state !== 'partially_shipped') return { error: moveRefusal(order, 'shipped') as OutcomeError };
   const picked = pickUnits(await linesOf(db, order.id), asPicks(p.items), unsent, 'ship', 'left to send');
@@ -304,14 +320,11 @@ async function shipmentEffect(
   context: OrderContext & { reason: string | null },
 ): Promise<void> {
   let shipment = given;
-  if (to === 'delivered' && shipment.state === 'delivery_failed') {
+  const before = stepBefore(shipment.state as ShipmentState, to);
+  if (before) {
     // Delivered after a failed attempt: the courier tried again (the reattempt is recorded first).
-    await moveShipment(tx, shipment, 'dispatched', {
-      actor: context.actor,
-      reason: 'delivered on a later attempt',
-      command: context.command,
-    });
-    shipment = { ...shipment, state: 'dispatched' };
+    await moveShipment(tx, shipment, before, { actor: context.actor, reason: 'delivered on a later attempt', command: context.command });
+    shipment = { ...shipment, state: before };
   }
   await moveShipment(tx, shipment, to, { actor: context.actor, reason: context.reason, command: context.command });
   const items = shipmentItems(shipment);
@@ -344,7 +357,15 @@ async function shipmentEffect(
  * shipmentEffect records the reattempt, then the delivery.
  */
 function decideShipmentMove(from: ShipmentState, to: ShipmentState) {
-  return to === 'delivered' && from === 'delivery_failed' ? ({ ok: true } as const) : shipmentMachine.decide(from, to);
+  return stepBefore(from, to) ? ({ ok: true } as const) : shipmentMachine.decide(from, to);
+}
+
+/**
+ * The step a courier leaves unreported before `to`: the reattempt before a delivery after a failed
+ * attempt. Recorded first, then `to`.
+ */
+function stepBefore(from: ShipmentState, to: ShipmentState): ShipmentState | null {
+  return to === 'delivered' && from === 'delivery_failed' ? 'dispatched' : null;
 }
 
 type MovePayload = CommandOf<'shipment.deliver'>['payload'];
@@ -357,13 +378,20 @@ async function planShipmentMove(
   final: boolean,
 ): Promise<Planned<{ order: OrderRow; shipment: ShipmentRow }>> {
   let scope: string | undefined;
+  let locked: OrderRow | null = null;
   if (p.order !== undefined) {
-    const named = await findOrder(db, p.order);
+    // The order named is locked first: the shipment is then looked up (and decided on) under it.
+    locked = await lock(p.order);
     // A webhook naming an order not placed yet may be early: not_found with the order lets it wait.
-    if (!named) return { error: orderNotFound(p.order) };
-    scope = named.id;
+    if (!locked) return { error: orderNotFound(p.order) };
+    scope = locked.id;
   }
-  const found = await findShipments(db, p.shipment, scope);
+  let found = await findShipments(db, p.shipment, scope);
+  if (!locked && found.length === 1) {
+    // Named alone: its order is locked, then the key is looked up again under that lock.
+    locked = await lock((found[0] as ShipmentRow).order_id);
+    found = await findShipments(db, p.shipment, locked?.id);
+  }
   if (found.length === 0) {
     return {
       error: refuse('not_found', `shipment not found: ${p.shipment}`, {
@@ -381,12 +409,15 @@ async function planShipmentMove(
       }),
     };
   }
-  const first = found[0] as ShipmentRow;
-  const order = await lock(first.order_id);
-  if (!order) throw new Error(`shipment ${first.ref} has no order`);
-  // Under the order's lock the shipment is read again: its state is the one to decide on.
-  const shipment = (await findShipments(db, first.id, order.id))[0] ?? first;
+  const shipment = found[0] as ShipmentRow;
+  const order = locked;
+  if (!order) throw new Error(`shipment ${shipment.ref} has no order`);
   const decision = decideShipmentMove(shipment.state as ShipmentState, to);
+  // Within the out-of-order window a move its shipment is not ready for may be early (an RTO's
+  // arrival before its start was reported): not_found with the order lets it wait and come again.
+  if (!decision.ok && !final) {
+    return { error: refuse('not_found', `shipment ${shipment.ref}: not ${to} from ${shipment.state} yet`, { order: order.ref }) };
+  }
   if (!decision.ok) {
     return {
       error: refuse(decision.code, `shipment ${shipment.ref}: ${decision.message}`, {
@@ -458,6 +489,10 @@ async function planDeliver(
   }
   for (const s of chosen) {
     const decision = decideShipmentMove(s.state as ShipmentState, 'delivered');
+    // As for every shipment move: within the out-of-order window a refused one may be early.
+    if (!decision.ok && !final) {
+      return { error: refuse('not_found', `shipment ${s.ref}: not delivered from ${s.state} yet`, { order: order.ref }) };
+    }
     if (!decision.ok)
       return {
         error: refuse(decision.code, `shipment ${s.ref}: ${decision.message}`, { shipment: s.ref, order: order.ref, ...decision.details }),
@@ -643,6 +678,7 @@ async function planReturnRequest(
   db: Queryable,
   order: OrderRow | null,
   p: RequestPayload,
+  final = true,
 ): Promise<Planned<{ order: OrderRow; picks: readonly Pick[] }>> {
   if (!order) return { error: orderNotFound(p.order) };
   const awaiting = await unitsAwaitingReturn(db, order.id);
@@ -653,6 +689,11 @@ async function planReturnRequest(
     'return',
     'delivered and not returned or awaiting return',
   );
+  // A storefront's return request may arrive before the courier's delivery of its units: within the
+  // out-of-order window it waits (not_found with the order), then it is decided as it stands.
+  if (!picked.ok && picked.code === 'conflict' && !final) {
+    return { error: refuse('not_found', `order ${order.ref}: its units may not be delivered yet`, { order: p.order }) };
+  }
   if (!picked.ok) return { error: fromDomain(order, picked) };
   if (p.ref !== undefined && (await refTaken(db, 'returns', p.ref))) {
     return { error: refuse('conflict', `return ref ${p.ref} is already taken`, { return_ref: p.ref }) };
@@ -665,7 +706,7 @@ export async function precheckReturnRequest(db: Queryable, p: RequestPayload) {
 }
 
 export async function applyReturnRequest(tx: DatabaseTransaction, p: RequestPayload, context: OrderContext): Promise<Outcome> {
-  const plan = await planReturnRequest(tx, await lockOrder(tx, p.order), p);
+  const plan = await planReturnRequest(tx, await lockOrder(tx, p.order), p, context.final !== false);
   if (plan.error) return fail(plan.error);
   const ref = p.ref ?? refFrom('R', context.command);
   await insertReturn(

@@ -69,6 +69,20 @@ async function applied(type: string, data: unknown, id?: string): Promise<string
   return event.outcome?.code ?? '(none)';
 }
 
+/**
+ * Sends an event its target is not ready for: it waits out the out-of-order window (retried, no
+ * outcome), then — the window over — is recorded with `code`. Returns that code.
+ */
+async function refusedOnceFinal(type: string, data: unknown): Promise<string> {
+  const id = await send(type, data);
+  const waiting = await eventOnce(sourceOf(type), id, (e) => e.state === 'retrying', 'retrying');
+  assert.equal(waiting.outcome, null, `${type}: not recorded while it may be early`);
+  const outcome = await applyCommand(db.pool, `webhook:${sourceOf(type)}`, id, silent, { outOfOrderWindowMs: 0 });
+  assert.equal(outcome?.ok, false);
+  const done = await eventOnce(sourceOf(type), id, (e) => e.state === 'done', 'done');
+  return done.outcome?.code ?? '(none)';
+}
+
 async function order(ref: string): Promise<Order> {
   const shown = await runCli(['order', 'show', ref, '--json'], { env });
   assert.equal(shown.code, 0, shown.stdout);
@@ -134,6 +148,44 @@ describe('the lifecycle by webhook, applied by a worker', () => {
     ]);
   });
 
+  test('dispatched again with its items is the failed parcel again; with other items a conflict; back at origin before its return was reported', async () => {
+    await placedAndPaid('W-RE2', [
+      { sku: 'TEA-1KG', qty: 2 },
+      { sku: 'RICE-5KG', qty: 1 },
+    ]);
+    const items = [
+      { sku: 'TEA-1KG', qty: 2 },
+      { sku: 'RICE-5KG', qty: 1 },
+    ];
+    assert.equal(await applied('shipment.dispatched', { order_ref: 'W-RE2', tracking: 'T-RE2', items }), 'applied');
+    assert.equal(await applied('shipment.failed', { order_ref: 'W-RE2', tracking: 'T-RE2', reason: 'nobody home' }), 'applied');
+    assert.equal(
+      await applied('shipment.dispatched', { order_ref: 'W-RE2', tracking: 'T-RE2', items: [{ sku: 'TEA-1KG', qty: 1 }] }),
+      'conflict',
+      'other units under the failed parcel’s tracking number',
+    );
+    assert.equal(
+      await applied('shipment.dispatched', { order_ref: 'W-RE2', tracking: 'T-RE2', items: [...items].reverse() }),
+      'applied',
+      'its own units, in any order: sent again',
+    );
+    const stock = await onHand('TEA-1KG');
+    // Back at origin before its return was reported: it waits (retried), then applies once it is.
+    const early = await send('shipment.rto_delivered', { order_ref: 'W-RE2', tracking: 'T-RE2' });
+    assert.equal((await eventOnce('logistics', early, (e) => e.state === 'retrying', 'retrying')).outcome, null);
+    assert.equal(await applied('shipment.rto_initiated', { order_ref: 'W-RE2', tracking: 'T-RE2' }), 'applied');
+    const done = await eventOnce('logistics', early, (e) => e.state === 'done', 'done');
+    assert.equal(done.outcome?.code, 'applied');
+    const o = await order('W-RE2');
+    assert.equal(o.state, 'returned_to_origin');
+    assert.equal(o.shipments.length, 1);
+    assert.equal(await onHand('TEA-1KG'), stock + 2n);
+    const history = await db.pool.anyFirst(sql.type(z.object({ step: z.string() }))`
+      select coalesce(t.from_state, '(new)') || ' -> ' || t.to_state as step
+      from shipment_transitions t join shipments s on s.id = t.shipment_id where s.tracking = 'T-RE2' order by t.id`);
+    assert.deepEqual(history.slice(-2), ['dispatched -> rto_initiated', 'rto_initiated -> rto_received']);
+  });
+
   describe('shipments by webhook', () => {
     test('dispatched with items, shipment_ref and courier, then without items; delivered by shipment_ref, then by tracking', async () => {
       await placedAndPaid('W-1', [
@@ -187,9 +239,9 @@ describe('the lifecycle by webhook, applied by a worker', () => {
         ['delivered', 'delivered'],
       );
       assert.equal(
-        await applied('shipment.delivered', { order_ref: 'W-1', tracking: 'T-W1-B' }),
+        await refusedOnceFinal('shipment.delivered', { order_ref: 'W-1', tracking: 'T-W1-B' }),
         'transition_not_allowed',
-        'a second delivery of a delivered parcel (another webhook id) is refused as its outcome',
+        'a second delivery of a delivered parcel (another webhook id) waits out the window, then is refused as its outcome',
       );
     });
 
@@ -225,11 +277,20 @@ describe('the lifecycle by webhook, applied by a worker', () => {
         o.returns.map((r) => [r.ref, r.state, r.items, r.reason]),
         [['RT-W1', 'requested', [{ sku: 'TEA-1KG', qty: 2 }], 'wrong blend']],
       );
-      assert.equal(
-        await applied('return.requested', { order_ref: 'W-1', return_ref: 'RT-W1-2', items: [{ sku: 'TEA-1KG', qty: 2 }], reason: 'more' }),
-        'conflict',
-        'only 1 delivered unit is not already awaiting return',
-      );
+      // Only 1 delivered unit is not already awaiting return: within the out-of-order window the
+      // request waits (its units may not be reported delivered yet), then it is refused as it stands.
+      const id = await send('return.requested', {
+        order_ref: 'W-1',
+        return_ref: 'RT-W1-2',
+        items: [{ sku: 'TEA-1KG', qty: 2 }],
+        reason: 'more',
+      });
+      const waiting = await eventOnce('storefront', id, (e) => e.state === 'retrying', 'retrying');
+      assert.equal(waiting.outcome, null, 'not recorded while its delivery may be early');
+      const outcome = await applyCommand(db.pool, 'webhook:storefront', id, silent, { outOfOrderWindowMs: 0 });
+      assert.equal(outcome?.ok === false && outcome.error.code, 'conflict');
+      assert.equal((await eventOnce('storefront', id, (e) => e.state === 'done', 'done')).outcome?.code, 'conflict');
+      assert.equal((await order('W-1')).returns.length, 1, 'no second return');
     });
   });
 
@@ -293,7 +354,7 @@ describe('the lifecycle by webhook, applied by a worker', () => {
       assert.equal(await applied('shipment.rto_initiated', { order_ref: 'W-4', tracking: 'T-W4' }), 'applied');
       assert.equal((await order('W-4')).shipments[0]?.state, 'rto_initiated');
       assert.equal(
-        await applied('shipment.delivered', { order_ref: 'W-4', tracking: 'T-W4' }),
+        await refusedOnceFinal('shipment.delivered', { order_ref: 'W-4', tracking: 'T-W4' }),
         'transition_not_allowed',
         'a parcel on its way back is not delivered',
       );

@@ -912,7 +912,15 @@ class ShipmentMove implements fc.AsyncCommand<Model, Real> {
     const expected = mayMove(shipment.state, to) ? 'ok' : 'transition_not_allowed';
     const reason = this.move === 'fail' ? { reason: 'nobody home' } : {};
     if (this.via === 'webhook' && event) {
-      await webhook(m, r, 'logistics', event, { order_ref: ref, tracking: shipment.tracking, ...reason }, { outcome: expected });
+      // A move the shipment is not ready for may be early (its earlier step not reported yet): it waits out the window.
+      await webhook(
+        m,
+        r,
+        'logistics',
+        event,
+        { order_ref: ref, tracking: shipment.tracking, ...reason },
+        { outcome: expected, early: expected !== 'ok' },
+      );
     } else {
       const key = this.byTracking ? { shipment: shipment.tracking, order: ref } : { shipment: shipment.ref };
       const result = await send(m, { type: command, payload: { ...key, ...reason } });
@@ -1034,7 +1042,8 @@ class ReturnRequest implements fc.AsyncCommand<Model, Real> {
         'storefront',
         'return.requested',
         { order_ref: ref, return_ref: returnRef, items: jsonItems(r, ask), reason: 'too small' },
-        { outcome: expected },
+        // More than is delivered may be early (its delivery not reported yet): it waits out the window.
+        { outcome: expected, early: expected === 'conflict' },
       );
     } else {
       const result = await send(m, {
