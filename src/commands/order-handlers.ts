@@ -26,7 +26,6 @@ import { sql } from '../db/sql.ts';
 import type { CommandOf, Outcome, OutcomeError } from '../domain/commands.ts';
 import { decideReservation, normaliseLines, type ReservationLine, type Shortage } from '../domain/inventory/decide-reservation.ts';
 import { type Currency, MAX_ORDER_TOTAL, moneyJson, type SellerSplit, splitBySeller } from '../domain/money.ts';
-import { decideTransition, isOrderState, type OrderState } from '../domain/orders/states.ts';
 import { snapshotHash } from '../domain/snapshot.ts';
 import { InvariantError } from '../errors.ts';
 import { fail, refuse } from './outcome.ts';
@@ -483,15 +482,6 @@ export async function precheckConfirm(db: Queryable, p: CommandOf<'order.confirm
   if (!(await findOrder(db, p.order))) return refuse('not_found', `order not found: ${p.order}`, { order: p.order });
   const earlier = await findPayment(db, p.payment_ref);
   return earlier ? refuse('conflict', `payment ${p.payment_ref} was already recorded (${earlier.state})`, { payment: earlier }) : null;
-}
-
-/** The move checked on an unlocked read, so a refused move stores nothing; apply checks again under lock. */
-export async function precheckMove(db: Queryable, key: string, to: OrderState): Promise<OutcomeError | null> {
-  const order = await findOrder(db, key);
-  if (!order) return refuse('not_found', `order not found: ${key}`, { order: key });
-  if (!isOrderState(order.state)) return null;
-  const decision = decideTransition(order.state, to);
-  return decision.ok ? null : refuse(decision.code, `order ${order.ref}: ${decision.message}`, { order: order.ref, ...decision.details });
 }
 
 /**

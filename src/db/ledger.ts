@@ -105,26 +105,6 @@ export async function captureOrder(
   });
 }
 
-/** Reverses what the order's entries posted so far (cancellation after payment, refund). */
-export async function reverseOrder(
-  tx: DatabaseTransaction,
-  order: { id: string; currency: string },
-  kind: 'cancellation' | 'refund',
-  command: CommandRef,
-): Promise<void> {
-  const net = await tx.any(sql.type(z.object({ account: z.string(), amount: z.bigint() }))`
-    select p.account, sum(p.amount)::int8 as amount from postings p join journal_entries e on e.id = p.entry_id
-    where e.order_id = ${order.id}::uuid group by p.account having sum(p.amount) <> 0 order by p.account`);
-  if (net.length === 0) return;
-  await postEntry(tx, {
-    orderId: order.id,
-    kind,
-    currency: order.currency,
-    command,
-    postings: net.map((p) => ({ account: p.account, amount: -p.amount })),
-  });
-}
-
 export const BalanceRow = z.object({ account: z.string(), currency: z.string(), balance: z.bigint() });
 
 export async function balances(db: Queryable, orderId?: string): Promise<readonly z.infer<typeof BalanceRow>[]> {

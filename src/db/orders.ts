@@ -2,11 +2,10 @@
 // row in the same transaction; the database trigger refuses any move the table does not allow.
 // Lock order: the order row first (FOR UPDATE), then inventory rows in ascending SKU order.
 import { z } from 'zod';
-import type { SellerSplit } from '../domain/money.ts';
 import type { OrderState } from '../domain/orders/states.ts';
 import { InvariantError } from '../errors.ts';
 import { registerConstraint } from './errors.ts';
-import { type CloseKind, type CommandRef, changeOnHand, closeReservations, lockStock } from './inventory.ts';
+import { type CloseKind, type CommandRef, closeReservations } from './inventory.ts';
 import type { DatabaseTransaction, Queryable } from './pool.ts';
 import { sql } from './sql.ts';
 
@@ -86,19 +85,6 @@ export async function listOrders(db: Queryable, options: { state?: string; limit
     order by created_at desc, id limit ${options.limit}`);
 }
 
-export type NewOrder = {
-  ref: string;
-  buyer: string;
-  currency: string;
-  state: 'pending' | 'rejected';
-  rejectReason: string | null;
-  ttlSeconds: number;
-  items: readonly { sku: string; qty: bigint; unitPrice: bigint }[];
-  commissionBps: number;
-  splits: readonly SellerSplit[];
-  snapshotHash: string;
-};
-
 export type RejectReason = 'insufficient_stock' | 'unknown_sku' | 'currency_mismatch' | 'invalid_order';
 
 /**
@@ -140,53 +126,6 @@ export async function insertUnpricedRejection(
   return inserted;
 }
 
-/** Inserts the order, its items and its first transition ((new) → pending | rejected). */
-export async function insertOrder(
-  tx: DatabaseTransaction,
-  order: NewOrder,
-  meta: { actor: string; command: CommandRef },
-): Promise<OrderRow> {
-  const total = order.items.reduce((sum, item) => sum + item.unitPrice * item.qty, 0n);
-  const row = await tx.one(sql.type(OrderRow)`
-    insert into orders (ref, buyer, currency, state, total_amount, reject_reason, commission_bps, snapshot_hash, expires_at)
-    values (${order.ref}, ${order.buyer}, ${order.currency}, ${order.state}, ${total}, ${order.rejectReason}, ${order.commissionBps}, ${order.snapshotHash},
-            ${order.state === 'pending' ? sql.fragment`now() + make_interval(secs => ${order.ttlSeconds})` : sql.fragment`null`})
-    returning ${orderColumns}`);
-  await tx.query(sql.unsafe`
-    insert into order_items (order_id, sku, qty, unit_price, total)
-    select ${row.id}::uuid, i.sku, i.qty, i.unit_price, i.qty * i.unit_price
-    from unnest(${sql.array(
-      order.items.map((i) => i.sku),
-      'text',
-    )}, ${sql.array(
-      order.items.map((i) => i.qty.toString()),
-      'int8',
-    )}, ${sql.array(
-      order.items.map((i) => i.unitPrice.toString()),
-      'int8',
-    )}) as i(sku, qty, unit_price)`);
-  await tx.query(sql.unsafe`
-    insert into order_seller_splits (order_id, seller, subtotal, commission, payout)
-    select ${row.id}::uuid, s.seller, s.subtotal, s.commission, s.payout
-    from unnest(${sql.array(
-      order.splits.map((x) => x.seller),
-      'text',
-    )}, ${sql.array(
-      order.splits.map((x) => x.subtotal.toString()),
-      'int8',
-    )}, ${sql.array(
-      order.splits.map((x) => x.commission.toString()),
-      'int8',
-    )}, ${sql.array(
-      order.splits.map((x) => x.payout.toString()),
-      'int8',
-    )}) as s(seller, subtotal, commission, payout)`);
-  await tx.query(sql.unsafe`
-    insert into order_transitions (order_id, from_state, to_state, actor, reason, command_scope, command_key)
-    values (${row.id}::uuid, null, ${order.state}, ${meta.actor}, ${order.rejectReason}, ${meta.command?.scope ?? null}, ${meta.command?.key ?? null})`);
-  return row;
-}
-
 /** The only way an order's state changes: the update and its transition row, together. */
 export async function moveOrder(
   tx: DatabaseTransaction,
@@ -222,18 +161,6 @@ export async function closeOrderReservations(tx: DatabaseTransaction, orderId: s
     throw new InvariantError(`order ${orderId}: closed ${closed.length} reservations for ${items} items`);
   }
   return closed;
-}
-
-/** Puts a cancelled confirmed order's stock back on hand, one movement per SKU. */
-export async function restockOrder(tx: DatabaseTransaction, orderId: string, command: CommandRef): Promise<void> {
-  const items = await orderItems(tx, orderId);
-  await lockStock(
-    tx,
-    items.map((i) => i.sku),
-  );
-  for (const item of items) {
-    await changeOnHand(tx, { sku: item.sku, delta: item.qty, kind: 'restock', reason: `order ${orderId} cancelled`, command });
-  }
 }
 
 /**
